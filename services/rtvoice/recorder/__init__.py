@@ -1,0 +1,1 @@
+"""rtvoice.recorder."""
