@@ -2,7 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -239,6 +239,12 @@ class ToolCall(_message.Message):
     arguments_json: str
     def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
+class ToolCancellation(_message.Message):
+    __slots__ = ("call_ids",)
+    CALL_IDS_FIELD_NUMBER: _ClassVar[int]
+    call_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, call_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ToolResult(_message.Message):
     __slots__ = ("call_id", "name", "output", "is_error", "duration_ms")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -294,7 +300,7 @@ class ClientFrame(_message.Message):
     def __init__(self, start: _Optional[_Union[SessionStart, _Mapping]] = ..., audio: _Optional[_Union[AudioFrame, _Mapping]] = ..., playback_mark: _Optional[_Union[PlaybackMark, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptFrame, _Mapping]] = ..., steer: _Optional[_Union[SteerFrame, _Mapping]] = ..., text: _Optional[_Union[TextInput, _Mapping]] = ..., end_of_turn: _Optional[_Union[EndOfTurn, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("ready", "audio", "transcript", "speech_started", "speech_stopped", "response_started", "response_done", "clear_audio", "error", "end", "tool_call", "tool_result")
+    __slots__ = ("ready", "audio", "transcript", "speech_started", "speech_stopped", "response_started", "response_done", "clear_audio", "error", "end", "tool_call", "tool_result", "tool_cancellation")
     READY_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +313,7 @@ class ServerFrame(_message.Message):
     END_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CANCELLATION_FIELD_NUMBER: _ClassVar[int]
     ready: SessionReady
     audio: AudioFrame
     transcript: TranscriptFrame
@@ -319,4 +326,5 @@ class ServerFrame(_message.Message):
     end: EndFrame
     tool_call: ToolCall
     tool_result: ToolResult
-    def __init__(self, ready: _Optional[_Union[SessionReady, _Mapping]] = ..., audio: _Optional[_Union[AudioFrame, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptFrame, _Mapping]] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., speech_stopped: _Optional[_Union[SpeechStopped, _Mapping]] = ..., response_started: _Optional[_Union[ResponseStarted, _Mapping]] = ..., response_done: _Optional[_Union[ResponseDone, _Mapping]] = ..., clear_audio: _Optional[_Union[ClearAudio, _Mapping]] = ..., error: _Optional[_Union[ErrorFrame, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ...) -> None: ...
+    tool_cancellation: ToolCancellation
+    def __init__(self, ready: _Optional[_Union[SessionReady, _Mapping]] = ..., audio: _Optional[_Union[AudioFrame, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptFrame, _Mapping]] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., speech_stopped: _Optional[_Union[SpeechStopped, _Mapping]] = ..., response_started: _Optional[_Union[ResponseStarted, _Mapping]] = ..., response_done: _Optional[_Union[ResponseDone, _Mapping]] = ..., clear_audio: _Optional[_Union[ClearAudio, _Mapping]] = ..., error: _Optional[_Union[ErrorFrame, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ..., tool_cancellation: _Optional[_Union[ToolCancellation, _Mapping]] = ...) -> None: ...
