@@ -1,0 +1,177 @@
+"""Speech synthesis with espeak-ng, driven through ctypes from the PyPI package ``espeakng-loader``.
+
+``espeakng-loader`` ships ``libespeak-ng.so`` and its data directory but no Python API, so this module
+binds the few C functions needed (``espeak_Initialize`` in synchronous mode, ``espeak_SetSynthCallback``,
+``espeak_SetVoiceByName``, ``espeak_SetParameter``, ``espeak_Synth``). espeak-ng keeps global state and is
+not thread-safe: one :class:`Synthesizer` per process (:func:`get_synthesizer`), calls serialised by a lock.
+
+Native output is PCM16 LE mono at :data:`NATIVE_RATE_HZ` (22050 Hz), delivered by espeak in chunks of
+``buffer_ms`` while it synthesizes, which lets the engine stream the first audio before the whole
+sentence is done. :func:`synthesize` resamples a whole utterance with ``rtvoice.core.audio.resample_once``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable
+
+import espeakng_loader
+import numpy as np
+import numpy.typing as npt
+
+from rtvoice.core.audio import resample_once
+
+log = logging.getLogger(__name__)
+
+NATIVE_RATE_HZ = 22050
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE = 1  # words per minute
+
+DEFAULT_VOICE = "en-us"
+
+# OpenAI GA voice names → espeak-ng voice (+ variant). Unknown names that are espeak voices pass through.
+OPENAI_VOICES: dict[str, str] = {
+    "alloy": "en-us",
+    "ash": "en-us+m3",
+    "ballad": "en-gb+m1",
+    "coral": "en-us+f2",
+    "echo": "en-us+m2",
+    "sage": "en-us+f4",
+    "shimmer": "en-us+f3",
+    "verse": "en-gb+m3",
+    "marin": "en-us+f1",
+    "cedar": "en-us+m1",
+}
+
+# int callback(short *wav, int numsamples, espeak_EVENT *events); return 1 to abort synthesis.
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+ChunkSink = Callable[[npt.NDArray[np.int16]], bool]
+"""Receives each native-rate chunk (PCM16 samples, 22050 Hz); returns False to stop synthesis early."""
+
+
+class TtsError(RuntimeError):
+    """espeak-ng could not be loaded, initialised or failed to synthesize (message says which)."""
+
+
+def espeak_voice(name: str | None) -> str:
+    """Map a session voice (OpenAI name like ``marin``, an espeak name like ``en-gb+f2``, or None) to espeak."""
+    if not name:
+        return DEFAULT_VOICE
+    return OPENAI_VOICES.get(name.lower(), name)
+
+
+class Synthesizer:
+    """The process-wide espeak-ng engine (synchronous mode, 22050 Hz PCM16 mono).
+
+    Use :func:`get_synthesizer` rather than constructing it: espeak-ng has one global state.
+    Raises :class:`TtsError` when the library cannot be initialised.
+    """
+
+    def __init__(self, buffer_ms: int = 60, rate_wpm: int = 175) -> None:
+        self._lock = threading.Lock()
+        try:
+            self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            data_path = espeakng_loader.get_data_path()
+        except (OSError, RuntimeError) as exc:
+            raise TtsError(f"cannot load espeak-ng from espeakng-loader: {exc}") from exc
+        lib = self._lib
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, buffer_ms, data_path.encode(), 0)
+        if rate <= 0:
+            raise TtsError(f"espeak_Initialize failed (returned {rate}) with data at {data_path}")
+        self.sample_rate_hz = int(rate)
+        self._sink: ChunkSink | None = None
+        self._callback = _SynthCallback(self._on_chunk)  # keep a reference: C holds the pointer
+        lib.espeak_SetSynthCallback(self._callback)
+        lib.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
+        self._voice = ""
+        self._set_voice(DEFAULT_VOICE)
+
+    def _on_chunk(self, wav: ctypes._Pointer[ctypes.c_short], numsamples: int, _events: int | None) -> int:
+        if not wav or numsamples <= 0 or self._sink is None:
+            return 0
+        samples = np.ctypeslib.as_array(wav, shape=(numsamples,)).astype(np.int16, copy=True)
+        try:
+            keep_going = self._sink(samples)
+        except Exception:  # an exception must not cross the C boundary
+            log.exception("TTS chunk sink failed; aborting synthesis")
+            return 1
+        return 0 if keep_going else 1
+
+    def _set_voice(self, voice: str) -> None:
+        if voice == self._voice:
+            return
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            log.warning("espeak-ng has no voice %r; using %s", voice, DEFAULT_VOICE)
+            voice = DEFAULT_VOICE
+            self._lib.espeak_SetVoiceByName(voice.encode())
+        self._voice = voice
+
+    def stream(self, text: str, sink: ChunkSink, voice: str | None = None) -> None:
+        """Synthesize ``text`` (UTF-8, plain text), calling ``sink`` with each 22050 Hz chunk as it is made.
+
+        Blocking (run it in a worker thread); calls are serialised. ``voice`` goes through
+        :func:`espeak_voice`. Raises :class:`TtsError` if espeak reports an error.
+        """
+        data = text.encode("utf-8") + b"\0"
+        with self._lock:
+            self._set_voice(espeak_voice(voice))
+            self._sink = sink
+            try:
+                status = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            finally:
+                self._sink = None
+        if status != 0:
+            raise TtsError(f"espeak_Synth failed with status {status}")
+
+    def synthesize_native(self, text: str, voice: str | None = None) -> npt.NDArray[np.int16]:
+        """The whole utterance as PCM16 samples at :attr:`sample_rate_hz` (22050 Hz)."""
+        chunks: list[npt.NDArray[np.int16]] = []
+
+        def collect(chunk: npt.NDArray[np.int16]) -> bool:
+            chunks.append(chunk)
+            return True
+
+        self.stream(text, collect, voice)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+_instance: Synthesizer | None = None
+_instance_lock = threading.Lock()
+
+
+def get_synthesizer() -> Synthesizer:
+    """The process-wide :class:`Synthesizer`, created on first use (~10 ms). Raises :class:`TtsError`."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = Synthesizer()
+        return _instance
+
+
+def synthesize(text: str, sample_rate_hz: int = 16000, voice: str | None = None) -> npt.NDArray[np.int16]:
+    """Synthesize ``text`` to PCM16 mono samples at ``sample_rate_hz`` (one-shot soxr resampling)."""
+    synth = get_synthesizer()
+    return resample_once(synth.synthesize_native(text, voice), synth.sample_rate_hz, sample_rate_hz)

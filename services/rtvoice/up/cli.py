@@ -1,0 +1,175 @@
+"""``rtvoice up [-f agent.yaml]``: local engine, recorder, bridge and ingress on loopback, one command.
+
+Prints the page URL and the archive folder, writes ``<state-dir>/up.json`` (so ``rtvoice call`` finds the
+caller URL and token without flags) and stops everything cleanly on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rtvoice.core.settings import DEFAULT_API_KEY_ENV, AgentDocument, SettingsError, load_agent_file
+from rtvoice.up.supervisor import ChildFailed, Supervisor
+
+DEFAULT_AGENT = Path(__file__).with_name("agent.yaml")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "up",
+        help="run the whole platform locally (offline engine by default, no API key needed)",
+        description=(
+            "Start the offline engine (for provider: local), the recorder, the realtime-bridge and the "
+            "ingress as local processes on loopback. Open the printed URL in a browser, or run "
+            "`rtvoice call FILE.wav` in another terminal. Ctrl-C stops everything; sessions in progress "
+            "are archived."
+        ),
+    )
+    p.add_argument("-f", "--agent-file", type=Path, default=None,
+                   help="VoiceAgent YAML (default: the embedded offline assistant)")
+    p.add_argument("--host", default="127.0.0.1", help="address the ingress listens on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080,
+                   help="ingress port for the web page and callers (default %(default)s; 0 = any free port)")
+    p.add_argument("--state-dir", type=Path, default=Path(".rtvoice"),
+                   help="archive, spool, logs and up.json go here (default %(default)s)")
+    p.add_argument("--archive-dir", type=Path, default=None, help="default: STATE_DIR/archive")
+    p.add_argument("--provider-url", default=None,
+                   help="use this provider endpoint instead of starting the offline engine")
+    p.add_argument("--token-ttl-s", type=int, default=12 * 3600,
+                   help="lifetime of the caller token printed for this run (default %(default)s s)")
+    p.add_argument("--quiet", action="store_true", help="do not echo the services' logs")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from rtvoice.core.service import run
+
+    return run(lambda: up(args))
+
+
+def _fail(message: str) -> int:
+    print(f"rtvoice up: {message}", file=sys.stderr)
+    return 1
+
+
+async def up(args: argparse.Namespace) -> int:
+    try:
+        doc = load_agent_file(args.agent_file or DEFAULT_AGENT)
+    except SettingsError as err:
+        return _fail(str(err))
+    spec = doc.spec
+    state: Path = args.state_dir.resolve()
+    archive: Path = (args.archive_dir or state / "archive").resolve()
+    for d in (state, archive, state / "spool"):
+        d.mkdir(parents=True, exist_ok=True)
+    agent_path = state / "agent.yaml"
+    agent_path.write_text(_agent_yaml(doc), encoding="utf-8")
+
+    if spec.provider != "local" and not args.provider_url:
+        env_name = spec.credentials.api_key_env or DEFAULT_API_KEY_ENV[spec.provider]
+        if not (os.environ.get("RTVOICE_PROVIDER_API_KEY") or os.environ.get(env_name)):
+            return _fail(
+                f"provider {spec.provider!r} needs an API key: set {env_name} "
+                "(or use provider: local for the offline engine)"
+            )
+
+    auth_secret = secrets.token_urlsafe(32)
+    sup = Supervisor(env={"RTVOICE_AUTH_SECRET": auth_secret}, echo_logs=not args.quiet)
+    stop = asyncio.Event()
+    from rtvoice.core.service import install_stop_signals
+
+    install_stop_signals(stop)
+    up_file = state / "up.json"
+    try:
+        provider_url = args.provider_url
+        if spec.provider == "local" and not provider_url:
+            engine_args = ["--port", "0"]
+            for phrase in spec.local_engine.phrases:
+                engine_args += ["--phrase", phrase]
+            if spec.local_engine.chat_completions_url:
+                engine_args += ["--chat-url", spec.local_engine.chat_completions_url,
+                                "--chat-model", spec.local_engine.chat_model]
+            engine = await sup.start("local-realtime", engine_args)
+            provider_url = engine.ready.get("url") or f"ws://127.0.0.1:{engine.ready['port']}/v1/realtime"
+        recorder = await sup.start("recorder", [
+            "--port", "0", "--archive-dir", str(archive), "--spool-dir", str(state / "spool"),
+        ])
+        bridge_args = ["--port", "0", "--agent-file", str(agent_path),
+                       "--recorder", f"127.0.0.1:{recorder.ready['port']}"]
+        if provider_url:
+            bridge_args += ["--provider-url", provider_url]
+        bridge = await sup.start("bridge", bridge_args)
+        ingress = await sup.start("ingress", [
+            "--host", args.host, "--port", str(args.port), "--bridge", f"127.0.0.1:{bridge.ready['port']}",
+        ])
+    except ChildFailed as err:
+        await sup.stop_all()
+        hint = " (is the port in use? try --port 0)" if "ingress" in str(err) else ""
+        return _fail(f"{err}{hint}")
+
+    port = int(ingress.ready["port"])
+    from rtvoice.ingress.auth import mint_token
+
+    token = mint_token(auth_secret.encode(), doc.namespace, doc.name, ttl_s=args.token_ttl_s)
+    http = f"http://{_host_for_url(args.host)}:{port}"
+    info: dict[str, Any] = {
+        "agent": f"{doc.namespace}/{doc.name}",
+        "provider": spec.provider,
+        "page_url": f"{http}/?agent={doc.namespace}/{doc.name}&token={token}",
+        "caller_url": f"ws://{_host_for_url(args.host)}:{port}/v1/agents/{doc.namespace}/{doc.name}",
+        "token": token,
+        "archive_dir": str(archive),
+        "pids": {c.service: c.process.pid for c in sup.children},
+    }
+    up_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    up_file.chmod(0o600)
+    print(
+        f"\nrtvoice is up: agent {info['agent']} on provider {spec.provider}\n"
+        f"  open      {info['page_url']}\n"
+        f"  or call   rtvoice call question.wav   (reads {up_file})\n"
+        f"  archive   {archive}\n"
+        f"  stop      Ctrl-C\n",
+        flush=True,
+    )
+    exit_code = 0
+    stop_task = asyncio.create_task(stop.wait())
+    died_task = asyncio.create_task(sup.wait_any_exit())
+    done, _ = await asyncio.wait({stop_task, died_task}, return_when="FIRST_COMPLETED")
+    if died_task in done:
+        await asyncio.sleep(0.1)
+        print(f"rtvoice up: {died_task.result().explain()}; stopping the others", file=sys.stderr)
+        exit_code = 1
+    for t in (stop_task, died_task):
+        t.cancel()
+    print("rtvoice up: stopping (live sessions are archived first)...", file=sys.stderr, flush=True)
+    await sup.stop_all()
+    with contextlib.suppress(FileNotFoundError):
+        up_file.unlink()
+    print("rtvoice up: stopped", file=sys.stderr, flush=True)
+    return exit_code
+
+
+def _host_for_url(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _agent_yaml(doc: AgentDocument) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "rtvoice.io/v1alpha1",
+            "kind": "VoiceAgent",
+            "metadata": {"name": doc.name, "namespace": doc.namespace},
+            "spec": doc.spec.to_public_dict(),
+        },
+        sort_keys=False,
+    )

@@ -1,0 +1,128 @@
+"""Start, watch and stop child service processes.
+
+Each child is ``python -m rtvoice <service> ...``; it announces itself with one ``RTVOICE_READY {json}``
+line on stdout (``rtvoice.core.service.announce_ready``). Its stderr is forwarded line by line and the
+last lines are kept so a child that dies can be explained in one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtvoice.core.service import READY_PREFIX
+
+
+class ChildFailed(RuntimeError):
+    """A child process exited or never became ready; the message says which and why."""
+
+
+@dataclass
+class Child:
+    """One running service process."""
+
+    service: str
+    argv: list[str]
+    process: asyncio.subprocess.Process
+    ready: dict[str, Any] = field(default_factory=dict)
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=30))
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def explain(self) -> str:
+        lines = [ln for ln in self.tail if ln.strip()]
+        last = lines[-1] if lines else "(no output)"
+        return f"{self.service} exited with code {self.process.returncode}: {last}"
+
+
+class Supervisor:
+    """Owns the child processes of ``rtvoice up``; stops them in reverse start order."""
+
+    def __init__(self, *, env: dict[str, str] | None = None, echo_logs: bool = True) -> None:
+        self.children: list[Child] = []
+        self._env = {**os.environ, **(env or {})}
+        self._echo = echo_logs
+
+    async def start(self, service: str, args: list[str], *, ready_timeout_s: float = 60.0) -> Child:
+        """Start ``rtvoice <service> args`` and wait for its ready line.
+
+        Raises :class:`ChildFailed` when it exits first or stays silent past ``ready_timeout_s``.
+        """
+        argv = [sys.executable, "-m", "rtvoice", service, *args]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._env,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+        )
+        child = Child(service, argv, proc)
+        self.children.append(child)
+        ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        child.pumps.append(asyncio.create_task(self._pump_stdout(child, ready)))
+        child.pumps.append(asyncio.create_task(self._pump_stderr(child)))
+        waiter = asyncio.create_task(proc.wait())
+        done, _ = await asyncio.wait({ready, waiter}, timeout=ready_timeout_s, return_when="FIRST_COMPLETED")
+        if ready in done:
+            waiter.cancel()
+            child.ready = ready.result()
+            return child
+        if waiter in done:
+            await asyncio.sleep(0.05)  # let the stderr pump catch the last lines
+            raise ChildFailed(child.explain())
+        waiter.cancel()
+        raise ChildFailed(f"{service} did not become ready within {ready_timeout_s:.0f} s")
+
+    async def _pump_stdout(self, child: Child, ready: asyncio.Future[dict[str, Any]]) -> None:
+        assert child.process.stdout is not None
+        async for raw in child.process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith(READY_PREFIX) and not ready.done():
+                with contextlib.suppress(ValueError):
+                    ready.set_result(json.loads(line[len(READY_PREFIX) :]))
+                continue
+            child.tail.append(line)
+            if self._echo:
+                print(f"[{child.service}] {line}", flush=True)
+
+    async def _pump_stderr(self, child: Child) -> None:
+        assert child.process.stderr is not None
+        async for raw in child.process.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            child.tail.append(line)
+            if self._echo:
+                print(line, file=sys.stderr, flush=True)
+
+    async def wait_any_exit(self) -> Child:
+        """Return the first child that exits."""
+        waits = {asyncio.create_task(c.process.wait()): c for c in self.children}
+        try:
+            done, _ = await asyncio.wait(waits, return_when="FIRST_COMPLETED")
+            return waits[next(iter(done))]
+        finally:
+            for t in waits:
+                t.cancel()
+
+    async def stop_all(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM each child in reverse start order, wait up to ``timeout_s`` each, then SIGKILL."""
+        for child in reversed(self.children):
+            proc = child.process
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), timeout_s)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+            for pump in child.pumps:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(pump, 1.0)
