@@ -12,4 +12,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     chromium = shutil.which("chromium") or os.path.exists("/usr/bin/chromium")
     for item in items:
         if "browser" in item.keywords and not chromium:
-            item.add_marker(pytest.mark.skip(reason="Debian chromium is not installed (make setup installs it)"))
+            item.add_marker(
+                pytest.mark.skip(reason="Debian chromium is not installed (make setup installs it)")
+            )

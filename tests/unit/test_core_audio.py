@@ -62,8 +62,15 @@ def test_validate_frame_accepts_a_20ms_frame() -> None:
     validate_frame(b"\x00" * 640, PCM16_16K)
 
 
-@pytest.mark.parametrize(("src", "dst"), [("pcm16_16k", "pcm16_24k"), ("pcm16_24k", "pcm16_16k"),
-                                          ("g711_mulaw", "pcm16_24k"), ("pcm16_24k", "g711_mulaw")])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("pcm16_16k", "pcm16_24k"),
+        ("pcm16_24k", "pcm16_16k"),
+        ("g711_mulaw", "pcm16_24k"),
+        ("pcm16_24k", "g711_mulaw"),
+    ],
+)
 def test_streaming_conversion_keeps_duration_and_low_delay(src: str, dst: str) -> None:
     s, d = AudioFormat.parse(src), AudioFormat.parse(dst)
     conv = AudioConverter(s, d)

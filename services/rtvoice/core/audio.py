@@ -34,7 +34,7 @@ _PB_TO_ENCODING = {v: k for k, v in _ENCODING_TO_PB.items()}
 
 @dataclass(frozen=True, slots=True)
 class AudioFormat:
-    """An audio format: ``encoding`` (``pcm16`` | ``g711_mulaw`` | ``g711_alaw``), mono, ``sample_rate_hz``."""
+    """Mono audio format: ``encoding`` (``pcm16`` | ``g711_mulaw`` | ``g711_alaw``) at ``sample_rate_hz``."""
 
     encoding: str
     sample_rate_hz: int
@@ -71,9 +71,7 @@ class AudioFormat:
         """Raises ``RealtimeAudioFormatError`` for an unknown encoding or a rate the encoding forbids."""
         enc = _PB_TO_ENCODING.get(msg.encoding)
         if enc is None:
-            raise RealtimeAudioFormatError(
-                f"unknown audio encoding {msg.encoding}", code="unknown_encoding"
-            )
+            raise RealtimeAudioFormatError(f"unknown audio encoding {msg.encoding}", code="unknown_encoding")
         return _checked(enc, msg.sample_rate_hz or (16000 if enc == PCM16 else 8000))
 
     @classmethod

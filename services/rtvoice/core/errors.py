@@ -45,7 +45,9 @@ class RealtimeError(Exception):
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, retryable={self.retryable})"
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, retryable={self.retryable})"
+        )
 
 
 class RealtimeAuthError(RealtimeError):

@@ -100,7 +100,9 @@ class SessionLimits(_Model):
         3300, ge=30, le=86400, description="recycle the provider connection before this age"
     )
     reconnect_attempts: int = Field(5, ge=0, le=20)
-    reconnect_buffer_ms: int = Field(10000, ge=0, le=120000, description="caller audio kept while reconnecting")
+    reconnect_buffer_ms: int = Field(
+        10000, ge=0, le=120000, description="caller audio kept while reconnecting"
+    )
 
 
 class LocalEngine(_Model):

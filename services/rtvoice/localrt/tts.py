@@ -47,11 +47,36 @@ OPENAI_VOICES: dict[str, str] = {
     "cedar": "en-us+m1",
 }
 
-# int callback(short *wav, int numsamples, espeak_EVENT *events); return 1 to abort synthesis.
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
 
-ChunkSink = Callable[[npt.NDArray[np.int16]], bool]
-"""Receives each native-rate chunk (PCM16 samples, 22050 Hz); returns False to stop synthesis early."""
+
+class _EspeakEvent(ctypes.Structure):
+    """``espeak_EVENT`` from speak_lib.h (the ``id`` union is 8 bytes)."""
+
+    _fields_ = [  # noqa: RUF012 - ctypes layout
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
+# int callback(short *wav, int numsamples, espeak_EVENT *events); return 1 to abort synthesis.
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
+)
+
+Word = tuple[int, int]
+"""A word of the input text: (0-based character offset, length in characters)."""
+
+ChunkSink = Callable[[npt.NDArray[np.int16], list[Word]], bool]
+"""Receives each native-rate chunk (PCM16 samples, 22050 Hz) and the words whose audio starts in it;
+returns False to stop synthesis early."""
 
 
 class TtsError(RuntimeError):
@@ -109,12 +134,26 @@ class Synthesizer:
         self._voice = ""
         self._set_voice(DEFAULT_VOICE)
 
-    def _on_chunk(self, wav: ctypes._Pointer[ctypes.c_short], numsamples: int, _events: int | None) -> int:
-        if not wav or numsamples <= 0 or self._sink is None:
+    def _on_chunk(
+        self, wav: ctypes._Pointer[ctypes.c_short], numsamples: int, events: ctypes._Pointer[_EspeakEvent]
+    ) -> int:
+        if self._sink is None:
             return 0
-        samples = np.ctypeslib.as_array(wav, shape=(numsamples,)).astype(np.int16, copy=True)
+        words: list[Word] = []
+        if events:
+            i = 0
+            while events[i].type != _EVENT_LIST_TERMINATED:
+                if events[i].type == _EVENT_WORD:
+                    words.append((events[i].text_position - 1, events[i].length))
+                i += 1
+        if not wav or numsamples <= 0:
+            samples = np.zeros(0, dtype=np.int16)
+        else:
+            samples = np.ctypeslib.as_array(wav, shape=(numsamples,)).astype(np.int16, copy=True)
+        if samples.size == 0 and not words:
+            return 0
         try:
-            keep_going = self._sink(samples)
+            keep_going = self._sink(samples, words)
         except Exception:  # an exception must not cross the C boundary
             log.exception("TTS chunk sink failed; aborting synthesis")
             return 1
@@ -130,7 +169,7 @@ class Synthesizer:
         self._voice = voice
 
     def stream(self, text: str, sink: ChunkSink, voice: str | None = None) -> None:
-        """Synthesize ``text`` (UTF-8, plain text), calling ``sink`` with each 22050 Hz chunk as it is made.
+        """Synthesize ``text`` (plain text), calling ``sink`` with each 22050 Hz chunk as it is made.
 
         Blocking (run it in a worker thread); calls are serialised. ``voice`` goes through
         :func:`espeak_voice`. Raises :class:`TtsError` if espeak reports an error.
@@ -150,7 +189,7 @@ class Synthesizer:
         """The whole utterance as PCM16 samples at :attr:`sample_rate_hz` (22050 Hz)."""
         chunks: list[npt.NDArray[np.int16]] = []
 
-        def collect(chunk: npt.NDArray[np.int16]) -> bool:
+        def collect(chunk: npt.NDArray[np.int16], _words: list[Word]) -> bool:
             chunks.append(chunk)
             return True
 

@@ -24,7 +24,7 @@ from rtvoice.up.supervisor import ChildFailed, Supervisor
 DEFAULT_AGENT = Path(__file__).with_name("agent.yaml")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "up",
         help="run the whole platform locally (offline engine by default, no API key needed)",
@@ -35,18 +35,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "are archived."
         ),
     )
-    p.add_argument("-f", "--agent-file", type=Path, default=None,
-                   help="VoiceAgent YAML (default: the embedded offline assistant)")
+    p.add_argument(
+        "-f",
+        "--agent-file",
+        type=Path,
+        default=None,
+        help="VoiceAgent YAML (default: the embedded offline assistant)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address the ingress listens on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080,
-                   help="ingress port for the web page and callers (default %(default)s; 0 = any free port)")
-    p.add_argument("--state-dir", type=Path, default=Path(".rtvoice"),
-                   help="archive, spool, logs and up.json go here (default %(default)s)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="ingress port for the web page and callers (default %(default)s; 0 = any free port)",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".rtvoice"),
+        help="archive, spool, logs and up.json go here (default %(default)s)",
+    )
     p.add_argument("--archive-dir", type=Path, default=None, help="default: STATE_DIR/archive")
-    p.add_argument("--provider-url", default=None,
-                   help="use this provider endpoint instead of starting the offline engine")
-    p.add_argument("--token-ttl-s", type=int, default=12 * 3600,
-                   help="lifetime of the caller token printed for this run (default %(default)s s)")
+    p.add_argument(
+        "--provider-url",
+        default=None,
+        help="use this provider endpoint instead of starting the offline engine",
+    )
+    p.add_argument(
+        "--token-ttl-s",
+        type=int,
+        default=12 * 3600,
+        help="lifetime of the caller token printed for this run (default %(default)s s)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not echo the services' logs")
     p.set_defaults(func=_main)
 
@@ -97,21 +117,47 @@ async def up(args: argparse.Namespace) -> int:
             for phrase in spec.local_engine.phrases:
                 engine_args += ["--phrase", phrase]
             if spec.local_engine.chat_completions_url:
-                engine_args += ["--chat-url", spec.local_engine.chat_completions_url,
-                                "--chat-model", spec.local_engine.chat_model]
+                engine_args += [
+                    "--chat-url",
+                    spec.local_engine.chat_completions_url,
+                    "--chat-model",
+                    spec.local_engine.chat_model,
+                ]
             engine = await sup.start("local-realtime", engine_args)
             provider_url = engine.ready.get("url") or f"ws://127.0.0.1:{engine.ready['port']}/v1/realtime"
-        recorder = await sup.start("recorder", [
-            "--port", "0", "--archive-dir", str(archive), "--spool-dir", str(state / "spool"),
-        ])
-        bridge_args = ["--port", "0", "--agent-file", str(agent_path),
-                       "--recorder", f"127.0.0.1:{recorder.ready['port']}"]
+        recorder = await sup.start(
+            "recorder",
+            [
+                "--port",
+                "0",
+                "--archive-dir",
+                str(archive),
+                "--spool-dir",
+                str(state / "spool"),
+            ],
+        )
+        bridge_args = [
+            "--port",
+            "0",
+            "--agent-file",
+            str(agent_path),
+            "--recorder",
+            f"127.0.0.1:{recorder.ready['port']}",
+        ]
         if provider_url:
             bridge_args += ["--provider-url", provider_url]
         bridge = await sup.start("bridge", bridge_args)
-        ingress = await sup.start("ingress", [
-            "--host", args.host, "--port", str(args.port), "--bridge", f"127.0.0.1:{bridge.ready['port']}",
-        ])
+        ingress = await sup.start(
+            "ingress",
+            [
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--bridge",
+                f"127.0.0.1:{bridge.ready['port']}",
+            ],
+        )
     except ChildFailed as err:
         await sup.stop_all()
         hint = " (is the port in use? try --port 0)" if "ingress" in str(err) else ""
@@ -131,8 +177,7 @@ async def up(args: argparse.Namespace) -> int:
         "archive_dir": str(archive),
         "pids": {c.service: c.process.pid for c in sup.children},
     }
-    up_file.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    up_file.chmod(0o600)
+    _write_state(up_file, info)
     print(
         f"\nrtvoice is up: agent {info['agent']} on provider {spec.provider}\n"
         f"  open      {info['page_url']}\n"
@@ -141,22 +186,47 @@ async def up(args: argparse.Namespace) -> int:
         f"  stop      Ctrl-C\n",
         flush=True,
     )
-    exit_code = 0
-    stop_task = asyncio.create_task(stop.wait())
-    died_task = asyncio.create_task(sup.wait_any_exit())
-    done, _ = await asyncio.wait({stop_task, died_task}, return_when="FIRST_COMPLETED")
-    if died_task in done:
-        await asyncio.sleep(0.1)
-        print(f"rtvoice up: {died_task.result().explain()}; stopping the others", file=sys.stderr)
-        exit_code = 1
-    for t in (stop_task, died_task):
-        t.cancel()
+    exit_code = await _watch(sup, stop, up_file, info)
     print("rtvoice up: stopping (live sessions are archived first)...", file=sys.stderr, flush=True)
     await sup.stop_all()
     with contextlib.suppress(FileNotFoundError):
         up_file.unlink()
     print("rtvoice up: stopped", file=sys.stderr, flush=True)
     return exit_code
+
+
+async def _watch(sup: Supervisor, stop: asyncio.Event, up_file: Path, info: dict[str, Any]) -> int:
+    """Wait for Ctrl-C/SIGTERM; restart a service that dies (same port), at most 5 times a minute."""
+    loop = asyncio.get_running_loop()
+    restarts: list[float] = []
+    while True:
+        stop_task = asyncio.create_task(stop.wait())
+        died_task = asyncio.create_task(sup.wait_any_exit())
+        await asyncio.wait({stop_task, died_task}, return_when="FIRST_COMPLETED")
+        for t in (stop_task, died_task):
+            t.cancel()
+        if stop.is_set():
+            return 0
+        dead = died_task.result()
+        await asyncio.sleep(0.1)  # collect its last output
+        restarts = [t for t in restarts if loop.time() - t < 60] + [loop.time()]
+        if len(restarts) > 5:
+            print(f"rtvoice up: {dead.explain()}; it keeps dying, stopping the others", file=sys.stderr)
+            return 1
+        print(f"rtvoice up: {dead.explain()}; restarting it", file=sys.stderr, flush=True)
+        try:
+            child = await sup.restart(dead)
+        except ChildFailed as err:
+            print(f"rtvoice up: {err}; stopping the others", file=sys.stderr)
+            return 1
+        info["pids"][child.service] = child.process.pid
+        _write_state(up_file, info)
+
+
+def _write_state(path: Path, info: dict[str, Any]) -> None:
+    """up.json holds the caller token: readable by the owner only."""
+    path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    path.chmod(0o600)
 
 
 def _host_for_url(host: str) -> str:

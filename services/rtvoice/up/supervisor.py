@@ -69,7 +69,8 @@ class Supervisor:
         child.pumps.append(asyncio.create_task(self._pump_stdout(child, ready)))
         child.pumps.append(asyncio.create_task(self._pump_stderr(child)))
         waiter = asyncio.create_task(proc.wait())
-        done, _ = await asyncio.wait({ready, waiter}, timeout=ready_timeout_s, return_when="FIRST_COMPLETED")
+        pending: set[asyncio.Future[Any]] = {ready, waiter}
+        done, _ = await asyncio.wait(pending, timeout=ready_timeout_s, return_when="FIRST_COMPLETED")
         if ready in done:
             waiter.cancel()
             child.ready = ready.result()
@@ -99,6 +100,18 @@ class Supervisor:
             child.tail.append(line)
             if self._echo:
                 print(line, file=sys.stderr, flush=True)
+
+    async def restart(self, child: Child, *, ready_timeout_s: float = 60.0) -> Child:
+        """Start a dead child again with the same arguments on the same port (peers keep their address).
+
+        Raises :class:`ChildFailed` like :meth:`start`.
+        """
+        args = list(child.argv[4:])
+        port = child.ready.get("port")
+        if port is not None and "--port" in args:
+            args[args.index("--port") + 1] = str(port)
+        self.children.remove(child)
+        return await self.start(child.service, args, ready_timeout_s=ready_timeout_s)
 
     async def wait_any_exit(self) -> Child:
         """Return the first child that exits."""
