@@ -80,10 +80,10 @@ def to_structural(node: dict[str, Any], defs: dict[str, Any], path: str = "spec"
         if len(non_null) != 1:
             raise CrdSchemaError(f"{path}: unions of several types cannot be a structural schema")
         siblings = {k: v for k, v in node.items() if k != "anyOf"}
-        out = to_structural({**non_null[0], **siblings}, defs, path)
+        single = to_structural({**non_null[0], **siblings}, defs, path)
         if len(non_null) < len(branches):
-            out["nullable"] = True
-        return out
+            single["nullable"] = True
+        return single
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED:

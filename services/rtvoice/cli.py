@@ -11,19 +11,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# (module, what it provides) in the order shown by --help.
-_AREAS: tuple[tuple[str, str], ...] = (
-    ("rtvoice.up", "up"),
-    ("rtvoice.caller.cli", "call"),
-    ("rtvoice.localrt.cli", "local-realtime"),
-    ("rtvoice.bridge.cli", "bridge"),
-    ("rtvoice.recorder.cli", "recorder, sessions"),
-    ("rtvoice.ingress.cli", "ingress, token"),
-    ("rtvoice_operator.cli", "operator, crd"),
+# (module, the subcommands it registers) in the order shown by --help.
+_AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rtvoice.up", ("up",)),
+    ("rtvoice.caller.cli", ("call",)),
+    ("rtvoice.localrt.cli", ("local-realtime",)),
+    ("rtvoice.bridge.cli", ("bridge",)),
+    ("rtvoice.recorder.cli", ("recorder", "sessions")),
+    ("rtvoice.ingress.cli", ("ingress", "token")),
+    ("rtvoice_operator.cli", ("operator", "crd", "health")),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or when ``command`` names a known subcommand only the area that provides it
+    (a service starts without importing every other service's dependencies)."""
     parser = argparse.ArgumentParser(
         prog="rtvoice",
         description=(
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"rtvoice {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module_name, _ in _AREAS:
+    areas = [a for a in _AREAS if command in a[1]] or list(_AREAS)
+    for module_name, _ in areas:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
@@ -48,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

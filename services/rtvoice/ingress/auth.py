@@ -99,9 +99,13 @@ def verify_token(secret: bytes, token: str | None) -> TokenClaims:
     """Check the signature and shape of ``token``; raises :class:`TokenError` (401) when it is missing,
     malformed or not signed with ``secret``. Expiry and scope are checked by :func:`authorize`."""
     if not token:
-        raise TokenError(401, "missing_token", "a caller token is required (Authorization: Bearer or ?token=)")
+        raise TokenError(
+            401, "missing_token", "a caller token is required (Authorization: Bearer or ?token=)"
+        )
     if len(token) > MAX_TOKEN_CHARS or not token.startswith(TOKEN_PREFIX) or token.count(".") != 2:
-        raise TokenError(401, "malformed_token", "the caller token is malformed (expected rtv1.<payload>.<sig>)")
+        raise TokenError(
+            401, "malformed_token", "the caller token is malformed (expected rtv1.<payload>.<sig>)"
+        )
     payload_b64, sig = token[len(TOKEN_PREFIX) :].split(".")
     try:
         expected = _sign(secret, payload_b64)
@@ -129,7 +133,9 @@ def authorize(claims: TokenClaims, namespace: str, name: str, *, now_unix_s: flo
     if now >= claims.expires_unix_s:
         raise TokenError(403, "expired", "the caller token has expired; ask for a new one")
     if not claims.allows(namespace, name):
-        raise TokenError(403, "wrong_agent", f"the caller token does not grant access to agent {namespace}/{name}")
+        raise TokenError(
+            403, "wrong_agent", f"the caller token does not grant access to agent {namespace}/{name}"
+        )
 
 
 def check_token(secret: bytes, token: str | None, namespace: str, name: str) -> TokenClaims:

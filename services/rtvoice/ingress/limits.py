@@ -116,7 +116,7 @@ class OutboundQueue:
 
     def put_audio(self, data: bytes) -> None:
         ms = len(data) / self.bytes_per_ms
-        while self._audio_ms + ms > self.max_audio_ms and self._drop_oldest_audio(count=True):
+        while self._audio_ms + ms > self.max_audio_ms and self._drop_oldest_audio():
             pass
         self._items.append(data)
         self._audio_ms += ms
@@ -128,21 +128,22 @@ class OutboundQueue:
 
     def drop_audio(self) -> int:
         """Remove every queued audio chunk (barge-in; not counted as dropped); returns how many."""
-        kept = collections.deque(i for i in self._items if not isinstance(i, bytes))
+        kept: collections.deque[OutboundItem] = collections.deque(
+            i for i in self._items if not isinstance(i, bytes)
+        )
         removed = len(self._items) - len(kept)
         self._items = kept
         self._audio_ms = 0.0
         return removed
 
-    def _drop_oldest_audio(self, *, count: bool) -> bool:
+    def _drop_oldest_audio(self) -> bool:
         for i, item in enumerate(self._items):
             if isinstance(item, bytes):
                 del self._items[i]
                 ms = len(item) / self.bytes_per_ms
                 self._audio_ms = max(0.0, self._audio_ms - ms)
-                if count:
-                    self.dropped_audio_frames += 1
-                    self.dropped_audio_ms += ms
+                self.dropped_audio_frames += 1
+                self.dropped_audio_ms += ms
                 return True
         return False
 

@@ -161,7 +161,9 @@ def parse_client_event(text: str) -> ParsedEvent:
     except (ValueError, RecursionError) as err:
         raise RealtimeProtocolError(f"text message is not valid JSON: {err}", code="bad_json") from None
     if not isinstance(doc, dict):
-        raise RealtimeProtocolError("a text message must be a JSON object with a 'type'", code="not_an_object")
+        raise RealtimeProtocolError(
+            "a text message must be a JSON object with a 'type'", code="not_an_object"
+        )
     etype = doc.get("type")
     if not isinstance(etype, str):
         raise RealtimeProtocolError("the event has no string 'type'", code="missing_type")
@@ -181,7 +183,9 @@ def _to_parsed(event: Any) -> ParsedEvent:
     if isinstance(event, SessionStartEvent):
         return ParsedEvent(event.type, start=_start_request(event))
     if isinstance(event, PlaybackMarkEvent):
-        mark = pb.PlaybackMark(item_id=event.item_id, played_ms=event.played_ms, content_index=event.content_index)
+        mark = pb.PlaybackMark(
+            item_id=event.item_id, played_ms=event.played_ms, content_index=event.content_index
+        )
         return ParsedEvent(event.type, pb.ClientFrame(playback_mark=mark))
     if isinstance(event, InterruptEvent):
         return ParsedEvent(event.type, pb.ClientFrame(interrupt=pb.InterruptFrame()))
@@ -330,7 +334,12 @@ def event_from_server_frame(frame: pb.ServerFrame) -> dict[str, Any] | None:
         return {"type": "audio.clear", "item_id": frame.clear_audio.item_id}
     if kind == "tool_call":
         c = frame.tool_call
-        return {"type": "tool.call", "call_id": c.call_id, "name": c.name, "arguments": _json_object(c.arguments_json)}
+        return {
+            "type": "tool.call",
+            "call_id": c.call_id,
+            "name": c.name,
+            "arguments": _json_object(c.arguments_json),
+        }
     if kind == "tool_result":
         r = frame.tool_result
         return {

@@ -39,7 +39,7 @@ class AgentRef:
 
 
 def parse_agent_path(path: str) -> AgentRef | None:
-    """``/v1/agents/ns/name`` → ``AgentRef``; ``None`` for any other path or a name that is not a DNS label."""
+    """``/v1/agents/ns/name`` → ``AgentRef``; ``None`` for other paths or names that are not DNS labels."""
     m = AGENT_PATH.fullmatch(path)
     return AgentRef(m["namespace"], m["name"]) if m else None
 
@@ -89,11 +89,11 @@ class BridgeRouter:
         self._users[address] = self._users.get(address, 0) + 1
         try:
             await asyncio.wait_for(channel.channel_ready(), self.connect_timeout_s)
-        except (TimeoutError, asyncio.TimeoutError, grpc.aio.UsageError):
+        except (TimeoutError, grpc.aio.UsageError):
             await self.release(address)
             raise RealtimeUnavailableError(
-                f"the bridge of agent {agent} cannot be reached (no answer within {self.connect_timeout_s:g} s);"
-                " the agent may not exist or is not running",
+                f"the bridge of agent {agent} cannot be reached (no answer within "
+                f"{self.connect_timeout_s:g} s); the agent may not exist or is not running",
                 code="agent_unreachable",
                 retryable=True,
                 fatal=True,
@@ -109,7 +109,7 @@ class BridgeRouter:
         self._users.pop(address, None)
         channel = self._channels.pop(address, None)
         if channel is not None:
-            await channel.close()
+            await channel.close(None)
 
     async def close(self) -> None:
         """Close every channel."""
@@ -117,4 +117,4 @@ class BridgeRouter:
         self._channels.clear()
         self._users.clear()
         for ch in channels:
-            await ch.close()
+            await ch.close(None)

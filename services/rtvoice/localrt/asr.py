@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import difflib
+import functools
 import hashlib
 import logging
-import re
-import functools
 import os
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,22 @@ def dictionary_words() -> frozenset[str]:
     path = os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
     with open(path, encoding="utf-8") as fh:
         return frozenset(line.split(" ", 1)[0].split("(", 1)[0] for line in fh if line.strip())
+
+
+SNAP_RATIO = 0.6
+
+
+def snap_to_phrase(hyp: str, phrases: Sequence[str]) -> str:
+    """The phrase closest to ``hyp`` (word-level similarity ≥ :data:`SNAP_RATIO`), else ``hyp`` itself.
+
+    pocketsphinx returns its best partial path when the final frame does not complete the grammar
+    ("what time" for "what time is it"); with a phrase list only whole phrases are possible answers.
+    """
+    if not hyp or not phrases or hyp in phrases:
+        return hyp
+    words = hyp.split()
+    best = max(phrases, key=lambda p: difflib.SequenceMatcher(None, words, p.split()).ratio())
+    return best if difflib.SequenceMatcher(None, words, best.split()).ratio() >= SNAP_RATIO else hyp
 
 
 def normalize_phrase(text: str) -> str:
@@ -95,6 +112,7 @@ class Recognizer:
         self._free: list[_Slot] = []
         self._created = 0
         self._grammars: dict[tuple[str, ...], tuple[str, str | None]] = {}
+        self._phrases: dict[str, tuple[str, ...]] = {}
 
     def try_acquire(self) -> _Slot | None:
         """A free decoder slot, creating one if under the limit; None when all are busy."""
@@ -150,20 +168,27 @@ class Recognizer:
             name = "g_" + hashlib.sha1("\n".join(known).encode()).hexdigest()[:16]
             body = " | ".join(f"( {p} )" for p in known)
             result = (name, f"#JSGF V1.0;\ngrammar phrases;\npublic <phrase> = {body} ;\n")
+            with self._cond:
+                self._phrases[name] = tuple(known)
         with self._cond:
             self._grammars[key] = result
         return result
 
     def recognize(self, samples: Samples, phrases: Sequence[str] | None = None) -> str:
-        """Blocking whole-utterance recognition of 16 kHz PCM16 ``samples``; "" when nothing was recognized."""
+        """Blocking whole-utterance recognition of 16 kHz PCM16 ``samples``; "" if nothing was recognized."""
         search, jsgf = self.search_for(phrases)
         slot = self.acquire()
         try:
             slot.executor.submit(slot.start, search, jsgf).result()
             slot.executor.submit(slot.feed, samples).result()
-            return slot.executor.submit(slot.end).result()
+            return snap_to_phrase(slot.executor.submit(slot.end).result(), self.phrases_of(search))
         finally:
             self.release(slot)
+
+    def phrases_of(self, search: str) -> tuple[str, ...]:
+        """The (normalised, in-dictionary) phrases of a grammar search; () for the default LM."""
+        with self._cond:
+            return self._phrases.get(search, ())
 
     def stream(self, phrases: Sequence[str] | None = None) -> AsrStream:
         """A new incremental utterance (see :class:`AsrStream`). May block briefly on first grammar use."""
@@ -219,7 +244,8 @@ class AsrStream:
         slot = self._slot
         assert slot is not None
         try:
-            return await asyncio.wrap_future(slot.executor.submit(slot.end))
+            hyp = await asyncio.wrap_future(slot.executor.submit(slot.end))
+            return snap_to_phrase(hyp, self._rec.phrases_of(self._search))
         finally:
             self._slot = None
             self._rec.release(slot)

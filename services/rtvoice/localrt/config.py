@@ -20,7 +20,7 @@ SESSION_TTL_S = 3600
 
 FORMAT_TYPES = {"audio/pcm": PCM16, "audio/pcmu": G711_MULAW, "audio/pcma": G711_ALAW}
 SEMANTIC_SILENCE_MS = {"low": 1500, "medium": 800, "auto": 800, "high": 400}
-"""semantic_vad is run as server_vad with this silence (ms) per ``eagerness``: lower eagerness waits longer."""
+"""semantic_vad runs as server_vad with this silence (ms) per ``eagerness``: lower eagerness waits longer."""
 
 _TOP_KEYS = {
     "type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice",
@@ -38,7 +38,7 @@ _SEMANTIC_VAD_KEYS = {"type", "eagerness", "create_response", "interrupt_respons
 
 
 class RequestError(Exception):
-    """A client request the engine refuses: becomes ``error {type, code, message, param}``; session survives."""
+    """A refused client request: becomes ``error {type, code, message, param}``; the session survives."""
 
     def __init__(
         self, code: str, message: str, param: str | None = None, type_: str = "invalid_request_error"
@@ -51,9 +51,14 @@ class RequestError(Exception):
 
 
 def default_turn_detection(kind: str = "server_vad") -> JsonObj:
-    """OpenAI defaults for ``server_vad`` (threshold 0.5, prefix 300 ms, silence 500 ms) or ``semantic_vad``."""
+    """OpenAI defaults: ``server_vad`` (threshold 0.5, prefix 300 ms, silence 500 ms) or ``semantic_vad``."""
     if kind == "semantic_vad":
-        return {"type": "semantic_vad", "eagerness": "auto", "create_response": True, "interrupt_response": True}
+        return {
+            "type": "semantic_vad",
+            "eagerness": "auto",
+            "create_response": True,
+            "interrupt_response": True,
+        }
     return {
         "type": "server_vad",
         "threshold": 0.5,
@@ -144,11 +149,17 @@ def _check_turn_detection(td: Any, previous: Any, path: str) -> JsonObj | None:
         return None
     if not isinstance(td, dict) or td.get("type") not in ("server_vad", "semantic_vad"):
         raise RequestError(
-            "invalid_value", f"Invalid value for '{path}.type': expected server_vad or semantic_vad.", f"{path}.type"
+            "invalid_value",
+            f"Invalid value for '{path}.type': expected server_vad or semantic_vad.",
+            f"{path}.type",
         )
     kind = td["type"]
     _check_keys(td, _SERVER_VAD_KEYS if kind == "server_vad" else _SEMANTIC_VAD_KEYS, path)
-    base = previous if isinstance(previous, dict) and previous.get("type") == kind else default_turn_detection(kind)
+    base = (
+        previous
+        if isinstance(previous, dict) and previous.get("type") == kind
+        else default_turn_detection(kind)
+    )
     merged = {**base, **td}
     if kind == "server_vad":
         threshold = merged["threshold"]
@@ -159,11 +170,15 @@ def _check_turn_detection(td: Any, previous: Any, path: str) -> JsonObj | None:
         for key in ("prefix_padding_ms", "silence_duration_ms"):
             if not isinstance(merged[key], int) or merged[key] < 0:
                 raise RequestError(
-                    "invalid_value", f"Invalid value for '{path}.{key}': must be an integer >= 0.", f"{path}.{key}"
+                    "invalid_value",
+                    f"Invalid value for '{path}.{key}': must be an integer >= 0.",
+                    f"{path}.{key}",
                 )
     elif merged["eagerness"] not in SEMANTIC_SILENCE_MS:
         raise RequestError(
-            "invalid_value", f"Invalid value for '{path}.eagerness': low, medium, high or auto.", f"{path}.eagerness"
+            "invalid_value",
+            f"Invalid value for '{path}.eagerness': low, medium, high or auto.",
+            f"{path}.eagerness",
         )
     return merged
 
@@ -181,7 +196,9 @@ def apply_session_update(current: JsonObj, update: Any, *, assistant_audio_prese
         )
     if update["type"] != "realtime":
         raise RequestError(
-            "invalid_value", "Invalid value for 'session.type': this endpoint serves 'realtime'.", "session.type"
+            "invalid_value",
+            "Invalid value for 'session.type': this endpoint serves 'realtime'.",
+            "session.type",
         )
     _check_keys(update, _TOP_KEYS, "session")
     audio = update.get("audio", {})
@@ -195,7 +212,7 @@ def apply_session_update(current: JsonObj, update: Any, *, assistant_audio_prese
     if "output_modalities" in update and update["output_modalities"] not in (["audio"], ["text"]):
         raise RequestError(
             "invalid_value",
-            "Invalid value for 'session.output_modalities': use [\"audio\"] or [\"text\"].",
+            'Invalid value for \'session.output_modalities\': use ["audio"] or ["text"].',
             "session.output_modalities",
         )
     if not isinstance(new.get("instructions"), str):
@@ -210,7 +227,9 @@ def apply_session_update(current: JsonObj, update: Any, *, assistant_audio_prese
     )
     voice = new_out["voice"]
     if not isinstance(voice, str | dict):
-        raise RequestError("invalid_type", "'session.audio.output.voice' must be a string.", "session.audio.output.voice")
+        raise RequestError(
+            "invalid_type", "'session.audio.output.voice' must be a string.", "session.audio.output.voice"
+        )
     if voice != current["audio"]["output"]["voice"] and assistant_audio_present:
         raise RequestError(
             "cannot_update_voice",
@@ -219,10 +238,16 @@ def apply_session_update(current: JsonObj, update: Any, *, assistant_audio_prese
         )
     speed = new_out.get("speed", 1.0)
     if not isinstance(speed, int | float) or not 0.25 <= speed <= 1.5:
-        raise RequestError("invalid_value", "'session.audio.output.speed' must be 0.25..1.5.", "session.audio.output.speed")
+        raise RequestError(
+            "invalid_value", "'session.audio.output.speed' must be 0.25..1.5.", "session.audio.output.speed"
+        )
     mot = new["max_output_tokens"]
     if mot != "inf" and not (isinstance(mot, int) and 1 <= mot <= 4096):
-        raise RequestError("invalid_value", "'session.max_output_tokens' must be 1..4096 or 'inf'.", "session.max_output_tokens")
+        raise RequestError(
+            "invalid_value",
+            "'session.max_output_tokens' must be 1..4096 or 'inf'.",
+            "session.max_output_tokens",
+        )
     return new
 
 

@@ -200,14 +200,18 @@ def response_content_part_added(
     response_id: str, item_id: str, output_index: int, content_index: int, part: JsonObj
 ) -> Event:
     """``response.content_part.added {part:{type:"audio"|"text", ...}}``."""
-    return _part_event("response.content_part.added", response_id, item_id, output_index, content_index, part=part)
+    return _part_event(
+        "response.content_part.added", response_id, item_id, output_index, content_index, part=part
+    )
 
 
 def response_content_part_done(
     response_id: str, item_id: str, output_index: int, content_index: int, part: JsonObj
 ) -> Event:
     """``response.content_part.done``."""
-    return _part_event("response.content_part.done", response_id, item_id, output_index, content_index, part=part)
+    return _part_event(
+        "response.content_part.done", response_id, item_id, output_index, content_index, part=part
+    )
 
 
 def response_output_audio_delta(
@@ -219,7 +223,9 @@ def response_output_audio_delta(
     )
 
 
-def response_output_audio_done(response_id: str, item_id: str, output_index: int, content_index: int) -> Event:
+def response_output_audio_done(
+    response_id: str, item_id: str, output_index: int, content_index: int
+) -> Event:
     """``response.output_audio.done``."""
     return _part_event("response.output_audio.done", response_id, item_id, output_index, content_index)
 
@@ -229,7 +235,12 @@ def response_output_audio_transcript_delta(
 ) -> Event:
     """``response.output_audio_transcript.delta {delta}``."""
     return _part_event(
-        "response.output_audio_transcript.delta", response_id, item_id, output_index, content_index, delta=delta
+        "response.output_audio_transcript.delta",
+        response_id,
+        item_id,
+        output_index,
+        content_index,
+        delta=delta,
     )
 
 
@@ -251,14 +262,18 @@ def response_output_text_delta(
     response_id: str, item_id: str, output_index: int, content_index: int, delta: str
 ) -> Event:
     """``response.output_text.delta {delta}`` (``output_modalities: ["text"]``)."""
-    return _part_event("response.output_text.delta", response_id, item_id, output_index, content_index, delta=delta)
+    return _part_event(
+        "response.output_text.delta", response_id, item_id, output_index, content_index, delta=delta
+    )
 
 
 def response_output_text_done(
     response_id: str, item_id: str, output_index: int, content_index: int, text: str
 ) -> Event:
     """``response.output_text.done {text}``."""
-    return _part_event("response.output_text.done", response_id, item_id, output_index, content_index, text=text)
+    return _part_event(
+        "response.output_text.done", response_id, item_id, output_index, content_index, text=text
+    )
 
 
 def response_function_call_arguments_delta(

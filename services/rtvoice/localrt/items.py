@@ -182,7 +182,9 @@ class Conversation:
         """
         item = self.get(item_id)
         if item is None:
-            raise RequestError("item_truncate_invalid_item_id", f"Item with item_id '{item_id}' not found.", "item_id")
+            raise RequestError(
+                "item_truncate_invalid_item_id", f"Item with item_id '{item_id}' not found.", "item_id"
+            )
         content = item.get("content") or []
         is_audio = (
             item.get("role") == "assistant"
@@ -192,7 +194,9 @@ class Conversation:
         )
         if not is_audio:
             raise RequestError(
-                "unsupported_content_type", "Only model output audio messages can be truncated", "content_index"
+                "unsupported_content_type",
+                "Only model output audio messages can be truncated",
+                "content_index",
             )
         total_ms = self.audio_ms[item_id]
         if not isinstance(audio_end_ms, int) or audio_end_ms < 0 or audio_end_ms > math.ceil(total_ms):
@@ -209,3 +213,72 @@ class Conversation:
             keep = keep.rsplit(" ", 1)[0] if " " in keep else ""
         part["transcript"] = keep.strip()
         self.audio_ms[item_id] = float(audio_end_ms)
+
+
+_USER_PARTS = {"input_text", "input_audio", "input_image"}
+_ASSISTANT_PARTS = {"output_text", "text"}
+
+
+def _bad(message: str, param: str) -> RequestError:
+    return RequestError("invalid_value", message, param)
+
+
+def normalize_client_item(raw: Any, new_item_id: str) -> JsonObj:
+    """Validate the ``item`` of a ``conversation.item.create`` and return the stored GA form.
+
+    Accepts messages (user ``input_text``/``input_audio``/``input_image``; assistant ``output_text`` or beta
+    ``text``, stored as ``output_text``; system ``input_text``), ``function_call`` and
+    ``function_call_output``. Assistant audio cannot be created (replay it as text). Raises
+    :class:`RequestError` naming the offending parameter.
+    """
+    if not isinstance(raw, dict):
+        raise RequestError("invalid_type", "'item' must be an object.", "item")
+    kind = raw.get("type")
+    item_id = raw.get("id") or new_item_id
+    if not isinstance(item_id, str) or len(item_id) > 64:
+        raise _bad("'item.id' must be a string of at most 64 characters.", "item.id")
+    base = {"id": item_id, "object": "realtime.item", "type": kind, "status": "completed"}
+    if kind == "function_call_output":
+        if not isinstance(raw.get("call_id"), str) or not isinstance(raw.get("output"), str):
+            raise _bad("function_call_output needs string 'call_id' and 'output'.", "item.output")
+        return {**base, "call_id": raw["call_id"], "output": raw["output"]}
+    if kind == "function_call":
+        if not all(isinstance(raw.get(k), str) for k in ("call_id", "name", "arguments")):
+            raise _bad("function_call needs string 'call_id', 'name' and 'arguments'.", "item.arguments")
+        return {**base, "call_id": raw["call_id"], "name": raw["name"], "arguments": raw["arguments"]}
+    if kind != "message":
+        raise _bad(
+            f"Invalid 'item.type' {kind!r}: message, function_call or function_call_output.", "item.type"
+        )
+    role = raw.get("role")
+    allowed = {"user": _USER_PARTS, "assistant": _ASSISTANT_PARTS, "system": {"input_text"}}.get(str(role))
+    if allowed is None:
+        raise _bad("'item.role' must be user, assistant or system.", "item.role")
+    content = raw.get("content")
+    if not isinstance(content, list) or not content:
+        raise _bad("'item.content' must be a non-empty list.", "item.content")
+    parts: list[JsonObj] = []
+    for i, part in enumerate(content):
+        ptype = part.get("type") if isinstance(part, dict) else None
+        if ptype not in allowed:
+            choices = ", ".join(sorted(allowed))
+            raise _bad(
+                f"Invalid 'item.content[{i}].type' {ptype!r} for role {role}: use {choices}.",
+                f"item.content[{i}].type",
+            )
+        assert isinstance(part, dict)
+        if ptype in ("input_text", "output_text", "text"):
+            if not isinstance(part.get("text"), str):
+                raise _bad(f"'item.content[{i}].text' must be a string.", f"item.content[{i}].text")
+            parts.append(
+                {"type": "output_text" if role == "assistant" else "input_text", "text": part["text"]}
+            )
+        elif ptype == "input_audio":
+            parts.append(
+                {"type": "input_audio", "audio": part.get("audio"), "transcript": part.get("transcript")}
+            )
+        else:
+            parts.append(
+                {"type": "input_image", "image_url": part.get("image_url"), "detail": part.get("detail")}
+            )
+    return {**base, "role": role, "content": parts}

@@ -12,6 +12,7 @@ sentence is done. :func:`synthesize` resamples a whole utterance with ``rtvoice.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import logging
 import threading
@@ -54,7 +55,7 @@ _EVENT_WORD = 1
 class _EspeakEvent(ctypes.Structure):
     """``espeak_EVENT`` from speak_lib.h (the ``id`` union is 8 bytes)."""
 
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
         ("text_position", ctypes.c_int),
@@ -84,7 +85,7 @@ class TtsError(RuntimeError):
 
 
 def espeak_voice(name: str | None) -> str:
-    """Map a session voice (OpenAI name like ``marin``, an espeak name like ``en-gb+f2``, or None) to espeak."""
+    """Map a session voice (OpenAI name like ``marin``, espeak name like ``en-gb+f2``, or None) to espeak."""
     if not name:
         return DEFAULT_VOICE
     return OPENAI_VOICES.get(name.lower(), name)
@@ -130,7 +131,7 @@ class Synthesizer:
         self._sink: ChunkSink | None = None
         self._callback = _SynthCallback(self._on_chunk)  # keep a reference: C holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
-        lib.espeak_SetParameter(_PARAM_RATE, rate_wpm, 0)
+        self.rate_wpm = rate_wpm
         self._voice = ""
         self._set_voice(DEFAULT_VOICE)
 
@@ -168,18 +169,22 @@ class Synthesizer:
             self._lib.espeak_SetVoiceByName(voice.encode())
         self._voice = voice
 
-    def stream(self, text: str, sink: ChunkSink, voice: str | None = None) -> None:
+    def stream(self, text: str, sink: ChunkSink, voice: str | None = None, speed: float = 1.0) -> None:
         """Synthesize ``text`` (plain text), calling ``sink`` with each 22050 Hz chunk as it is made.
 
-        Blocking (run it in a worker thread); calls are serialised. ``voice`` goes through
-        :func:`espeak_voice`. Raises :class:`TtsError` if espeak reports an error.
+        Blocking (run it in :data:`TTS_EXECUTOR`); calls are serialised. ``voice`` goes through
+        :func:`espeak_voice`; ``speed`` scales the speaking rate (1.0 = 175 words/min).
+        Raises :class:`TtsError` if espeak reports an error.
         """
         data = text.encode("utf-8") + b"\0"
         with self._lock:
             self._set_voice(espeak_voice(voice))
+            self._lib.espeak_SetParameter(_PARAM_RATE, max(80, min(450, round(self.rate_wpm * speed))), 0)
             self._sink = sink
             try:
-                status = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+                status = self._lib.espeak_Synth(
+                    data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
             finally:
                 self._sink = None
         if status != 0:
@@ -196,6 +201,9 @@ class Synthesizer:
         self.stream(text, collect, voice)
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
+
+TTS_EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tts")
+"""The worker thread that runs synthesis for the engine (espeak-ng is serialised anyway)."""
 
 _instance: Synthesizer | None = None
 _instance_lock = threading.Lock()

@@ -80,6 +80,7 @@ class VoiceActivityDetector:
     ) -> None:
         if prefix_padding_ms < 0 or silence_duration_ms < 0:
             raise ValueError("prefix_padding_ms and silence_duration_ms must be >= 0")
+        self._settings = (threshold, prefix_padding_ms, silence_duration_ms)
         self._vad = webrtcvad.Vad(webrtc_mode(threshold))
         self._margin_db = margin_db(threshold)
         self._floor_db: float | None = None
@@ -94,6 +95,10 @@ class VoiceActivityDetector:
         self._silence_run = 0
         self._tail: list[Samples] = []  # frames since the last voiced frame (during speech)
         self._last_voiced = 0
+
+    def fresh(self, clock_start_ms: int) -> VoiceActivityDetector:
+        """A new detector with the same settings whose clock starts at ``clock_start_ms``."""
+        return VoiceActivityDetector(*self._settings, clock_start_ms=clock_start_ms)
 
     def _frame_ms(self, index: int) -> int:
         return self._clock_start_ms + index * FRAME_MS

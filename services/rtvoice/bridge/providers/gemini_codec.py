@@ -32,7 +32,9 @@ def decode_server_message(raw: str | bytes) -> dict[str, Any]:
         text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray | memoryview) else raw
         value = json.loads(text)
     except (UnicodeDecodeError, ValueError) as err:
-        raise RealtimeProtocolError(f"Gemini Live sent a frame that is not JSON: {err}", code="bad_json") from None
+        raise RealtimeProtocolError(
+            f"Gemini Live sent a frame that is not JSON: {err}", code="bad_json"
+        ) from None
     if not isinstance(value, dict):
         raise RealtimeProtocolError(
             f"Gemini Live sent JSON {type(value).__name__}, expected an object", code="bad_json"
@@ -79,13 +81,17 @@ def history_message(turns: list[tuple[str, str]]) -> dict[str, Any]:
 def tool_response_message(call_id: str, name: str, output: str, is_error: bool) -> dict[str, Any]:
     """``toolResponse.functionResponses[{id, name, response: {output|error}}]``.
 
-    ``output`` is parsed as JSON when it is JSON, else sent as a string.
+    ``output`` is parsed as JSON when it is JSON, else sent as a string. An error output that already
+    is ``{"error": ...}`` (the tool runtime's shape) is sent as is.
     """
     try:
         value: Any = json.loads(output)
     except ValueError:
         value = output
-    response = {"error" if is_error else "output": value}
+    if is_error and isinstance(value, dict) and "error" in value:
+        response: dict[str, Any] = value
+    else:
+        response = {"error" if is_error else "output": value}
     return {"toolResponse": {"functionResponses": [{"id": call_id, "name": name, "response": response}]}}
 
 
@@ -101,7 +107,9 @@ def _modality_tokens(details: Any, modality: str) -> int:
     if not isinstance(details, list):
         return 0
     return sum(
-        int(d.get("tokenCount") or 0) for d in details if isinstance(d, dict) and d.get("modality") == modality
+        int(d.get("tokenCount") or 0)
+        for d in details
+        if isinstance(d, dict) and d.get("modality") == modality
     )
 
 

@@ -4,15 +4,19 @@ Gemini reports every error by closing the WebSocket with a code and a reason tex
 event. :func:`classify_close` decides whether the session may continue on a new connection (resume
 with the newest handle) or must end with a typed :class:`~rtvoice.core.errors.RealtimeError`.
 
-| close | reason | outcome |
-|---|---|---|
-| 1007 | "API key not valid…" | ``RealtimeAuthError`` (fatal) |
-| 1007 | other ("Request contains an invalid argument.") | ``RealtimeProviderError`` ``invalid_argument``, not retryable |
-| 1008 | "models/X is not found…" | ``RealtimeProviderError`` ``model_not_found``, not retryable |
-| 1008 | other ("Operation is not implemented…") | ``RealtimeProviderError`` ``not_supported``, not retryable |
-| 1011 | RESOURCE_EXHAUSTED / quota | ``RealtimeProviderError`` ``quota_exceeded``: the session ends |
-| 1011 | internal error / "Deadline expired…" | reconnect with the resumption handle |
-| 1000, 1001, 1006, … | anything else the client did not ask for | reconnect with the resumption handle |
+=====================  ===========================================  ==========================================
+close                  reason                                       outcome
+=====================  ===========================================  ==========================================
+1007                   "API key not valid…"                         ``RealtimeAuthError`` (session ends)
+1007                   other ("Request contains an invalid…")       ``invalid_argument``, not retryable
+1008                   "models/X is not found…"                     ``model_not_found``, not retryable
+1008                   other ("Operation is not implemented…")      ``not_supported``, not retryable
+1011                   RESOURCE_EXHAUSTED / quota                   ``quota_exceeded``, session ends
+1011                   internal error / "Deadline expired…"         reconnect with the resumption handle
+1000, 1001, 1006, …    any close the client did not ask for         reconnect with the resumption handle
+=====================  ===========================================  ==========================================
+
+All non-auth failures are ``RealtimeProviderError`` with the code shown.
 """
 
 from __future__ import annotations

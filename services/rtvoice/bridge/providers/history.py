@@ -60,6 +60,10 @@ class ConversationHistory:
     def remove(self, item_id: str) -> None:
         self._items.pop(item_id, None)
 
+    def replace_with(self, other: ConversationHistory) -> None:
+        """Take over ``other``'s items (the re-created items of a new provider session)."""
+        self._items = other._items
+
     def replay(self) -> list[tuple[str, str]]:
         """``(role, text)`` pairs to re-create, oldest first, empty texts left out."""
         out = []

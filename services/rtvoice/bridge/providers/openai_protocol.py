@@ -12,6 +12,7 @@ G.711 at 8000 Hz (§A.5). The provider side uses µ-law when the caller does, so
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any, Literal
 
 from rtvoice.core.audio import G711_ALAW, G711_MULAW, PCM16_24K, AudioFormat
@@ -65,7 +66,7 @@ DEFAULT_TRANSCRIPTION_MODEL = {"ga": "gpt-4o-mini-transcribe", "beta": "whisper-
 
 
 def provider_formats(settings: AgentSettings) -> tuple[AudioFormat, AudioFormat]:
-    """(input, output) formats on the provider side: µ-law 8 kHz where the caller uses µ-law, else PCM16 24 kHz."""
+    """(input, output) provider formats: µ-law 8 kHz where the caller uses µ-law, else PCM16 24 kHz."""
     inp = MULAW_8K if settings.audio.input == "g711_mulaw" else PCM16_24K
     out = MULAW_8K if settings.audio.output == "g711_mulaw" else PCM16_24K
     return inp, out
@@ -204,14 +205,22 @@ def append_audio(b64_audio: str) -> str:
     return '{"type":"input_audio_buffer.append","audio":"' + b64_audio + '"}'
 
 
-def message_item(role: str, text: str, shape: Shape) -> str:
-    """``conversation.item.create`` of a text message: user ``input_text``, assistant ``output_text``/``text``."""
+def message_item(role: str, text: str, shape: Shape, item_id: str) -> str:
+    """``conversation.item.create`` of a text message: user ``input_text``, assistant ``output_text``.
+
+    Beta uses ``text``. ``item_id`` is client-chosen (≤ 32 chars, :func:`new_item_id`) for the history.
+    """
     if role == "user":
         ctype = "input_text"
     else:
         ctype = "output_text" if shape == "ga" else "text"
-    item = {"type": "message", "role": role, "content": [{"type": ctype, "text": text}]}
+    item = {"id": item_id, "type": "message", "role": role, "content": [{"type": ctype, "text": text}]}
     return dumps({"type": "conversation.item.create", "item": item})
+
+
+def new_item_id() -> str:
+    """A client-chosen item id: ``rtv_`` + 24 hex chars (LiveKit caps ids at 32 chars)."""
+    return "rtv_" + secrets.token_hex(12)
 
 
 def function_call_output(call_id: str, output: str) -> str:

@@ -88,7 +88,7 @@ async def open_socket(url: str, api_key: str | None, shape: Shape, timeout_s: fl
 
 
 def parse_event(raw: str | bytes) -> dict[str, Any]:
-    """One server event. Raises ``RealtimeProtocolError`` for binary frames, bad JSON or a missing ``type``."""
+    """One server event. Raises ``RealtimeProtocolError`` for a binary frame, bad JSON or no ``type``."""
     if isinstance(raw, bytes):
         raise RealtimeProtocolError("provider sent a binary frame; OpenAI Realtime uses JSON text frames")
     try:
@@ -109,7 +109,9 @@ async def recv_event(ws: ClientConnection, timeout_s: float) -> dict[str, Any]:
     try:
         raw = await asyncio.wait_for(ws.recv(), timeout_s)
     except TimeoutError:
-        raise RealtimeReadTimeout(f"provider sent nothing for {timeout_s:g} s", code="provider_timeout") from None
+        raise RealtimeReadTimeout(
+            f"provider sent nothing for {timeout_s:g} s", code="provider_timeout"
+        ) from None
     except ConnectionClosed as err:
         raise close_error(err) from None
     return parse_event(raw)

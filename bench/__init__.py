@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print latency and CPU numbers (never timed assertions)."""

@@ -1,0 +1,232 @@
+"""The realtime-bridge gRPC server: ``RealtimeBridge.Converse`` plus the standard gRPC health service.
+
+Each ``Converse`` stream is one :class:`~rtvoice.bridge.session.BridgeSession`. The first ``ClientFrame``
+must be ``start``; its caller formats and safe overrides are applied to the agent settings. Draining
+(SIGTERM): health turns ``NOT_SERVING``, new streams are refused with a typed ``unavailable``/``draining``
+error, live sessions get up to the drain timeout to finish, the rest end with a retryable
+``unavailable``/``reconnect`` error and ``EndFrame(reason="bridge_shutdown")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import _async as health_aio  # = grpc_health.v1.health.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rtvoice.bridge.config import SessionConfig, session_config
+from rtvoice.bridge.providers import create_provider
+from rtvoice.bridge.providers.base import RealtimeProvider
+from rtvoice.bridge.session import BridgeSession, RecorderSink
+from rtvoice.core.errors import RealtimeError, RealtimeProtocolError, RealtimeUnavailableError
+from rtvoice.core.settings import AgentSettings, SettingsError, dumps_settings
+from rtvoice.core.spans import SessionTracer
+from rtvoice.v1 import bridge_pb2, bridge_pb2_grpc
+from rtvoice.v1 import frames_pb2 as pb
+from rtvoice.v1 import recorder_pb2 as rpb
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = bridge_pb2.DESCRIPTOR.services_by_name["RealtimeBridge"].full_name
+ProviderFactory = Callable[[AgentSettings, str | None, str | None], RealtimeProvider]
+
+
+class SessionRecorder(RecorderSink, Protocol):
+    """``RecorderLink`` as the server uses it: the session's sink plus ``open`` / ``close``."""
+
+    spans_dropped: int
+    frames_dropped: int
+
+    def open(self) -> None: ...
+    async def close(self, end: pb.EndFrame, timeout_s: float = 5.0) -> str | None: ...
+
+
+RecorderFactory = Callable[[str | None, rpb.RecordStart, int], SessionRecorder]
+
+
+def recorder_link(target: str | None, start: rpb.RecordStart, clock_t0_ns: int) -> SessionRecorder:
+    """The default recorder of a session: ``rtvoice.bridge.recorder_link.RecorderLink`` (``None`` = off)."""
+    from rtvoice.bridge.recorder_link import RecorderLink
+
+    link: SessionRecorder = RecorderLink(target, start, clock_t0_ns=clock_t0_ns)
+    return link
+
+
+@dataclass(slots=True)
+class BridgeConfig:
+    """What a bridge serves: one agent's ``settings``; ``api_key`` never leaves the process except in the
+    provider's auth header; ``provider_url`` overrides ``settings.base_url``; ``recorder_target``
+    ``HOST:PORT`` or ``None`` (recording off)."""
+
+    settings: AgentSettings
+    api_key: str | None = None
+    provider_url: str | None = None
+    recorder_target: str | None = None
+    agent_name: str = "default"
+    agent_namespace: str = "default"
+    provider_factory: ProviderFactory = create_provider
+    recorder_factory: RecorderFactory = recorder_link
+
+
+class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
+    """``Converse`` handler; tracks live sessions for draining."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.draining = False
+        self.sessions: set[BridgeSession] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, err: RealtimeError, reason: str) -> None:
+        err.fatal = True
+        with contextlib.suppress(Exception):
+            await context.write(pb.ServerFrame(error=err.to_frame()))
+            await context.write(pb.ServerFrame(end=pb.EndFrame(reason=reason)))
+
+    async def Converse(
+        self, request_iterator: AsyncIterator[pb.ClientFrame], context: grpc.aio.ServicerContext
+    ) -> None:
+        if self.draining:
+            err = RealtimeUnavailableError(
+                "the bridge is draining; connect again", code="draining", retryable=True
+            )
+            await self._refuse(context, err, "bridge_draining")
+            return
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if first.WhichOneof("frame") != "start":
+            err2 = RealtimeProtocolError("the first ClientFrame must be SessionStart", code="missing_start")
+            await self._refuse(context, err2, "protocol_error")
+            return
+        start = pb.SessionStart()
+        start.CopyFrom(first.start)
+        start.session_id = start.session_id or uuid.uuid4().hex
+        try:
+            cfg = session_config(self.config.settings, start)
+            provider = self.config.provider_factory(
+                cfg.settings, self.config.api_key, self.config.provider_url
+            )
+        except RealtimeError as err3:
+            await self._refuse(context, err3, "protocol_error")
+            return
+        except SettingsError as err4:
+            await self._refuse(
+                context, RealtimeProtocolError(str(err4), code="invalid_settings"), "protocol_error"
+            )
+            return
+        await self._run_session(start, first, cfg, provider, request_iterator, context)
+
+    async def _run_session(
+        self,
+        start: pb.SessionStart,
+        first: pb.ClientFrame,
+        cfg: SessionConfig,
+        provider: RealtimeProvider,
+        request_iterator: AsyncIterator[pb.ClientFrame],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        settings = cfg.settings
+        record_start = rpb.RecordStart(
+            session=start,
+            agent_settings_json=dumps_settings(settings),
+            provider=settings.provider,
+            model=settings.effective_model,
+        )
+        target = self.config.recorder_target if settings.recording.enabled else None
+        recorder = self.config.recorder_factory(target, record_start, time.monotonic_ns())
+        recorder.open()
+        recorder.record_client(first)
+        session = BridgeSession(
+            session_id=start.session_id,
+            config=cfg,
+            provider=provider,
+            recorder=recorder,
+            tracer=SessionTracer(start.session_id),
+            write=context.write,
+        )
+        self.sessions.add(session)
+        self._idle.clear()
+        reason = "internal_error"
+        try:
+            reason = await session.run(request_iterator)
+        finally:
+            uri = await recorder.close(pb.EndFrame(reason=session.end_reason or reason))
+            log.info(
+                "session %s ended (%s); archive %s; dropped spans %d frames %d",
+                start.session_id,
+                session.end_reason or reason,
+                uri or "-",
+                recorder.spans_dropped,
+                recorder.frames_dropped,
+            )
+            self.sessions.discard(session)
+            if not self.sessions:
+                self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no session is live; ``False`` on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+
+class BridgeServer:
+    """A grpc.aio server with the bridge and the health service (``""`` and the bridge service name)."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.servicer = BridgeServicer(config)
+        self.health = health_aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Bind and start; returns the bound port. Raises ``RuntimeError`` when the address is taken."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        bridge_pb2_grpc.add_RealtimeBridgeServicer_to_server(self.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.port = server.add_insecure_port(f"{host}:{port}")
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def drain(self, timeout_s: float, end_timeout_s: float = 10.0) -> int:
+        """Stop taking sessions, let live ones finish for ``timeout_s``, then end the rest with a typed
+        ``reconnect`` error. Returns how many sessions had to be ended."""
+        self.servicer.draining = True
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if await self.servicer.wait_idle(timeout_s):
+            return 0
+        remaining = list(self.servicer.sessions)
+        for session in remaining:
+            session.shutdown(
+                RealtimeUnavailableError(
+                    "the bridge is shutting down; reconnect to continue",
+                    code="reconnect",
+                    retryable=True,
+                    fatal=True,
+                ),
+                "bridge_shutdown",
+            )
+        await self.servicer.wait_idle(end_timeout_s)
+        return len(remaining)
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+            self._server = None

@@ -1,0 +1,377 @@
+"""One bridge session: a caller's ``Converse`` stream ⇄ one provider conversation.
+
+Caller frames go to the provider (audio validated and converted to the provider's input format with a
+low-delay streaming ``AudioConverter``); provider frames go to the caller (agent audio converted to the
+caller's output format, the resampler tail flushed at the end of each item and dropped on barge-in).
+Barge-in (provider ``speech_started`` while the agent is audible, or the caller's ``InterruptFrame``)
+sends ``ClearAudio`` at once, then asks the provider to cancel and truncate at the played position.
+Tool calls run in :class:`~rtvoice.bridge.tools.ToolRuntime`. A copy of every frame in both directions and
+the session's spans go to the recorder sink, which never blocks the voice loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from rtvoice.bridge.config import SessionConfig
+from rtvoice.bridge.playback import PlaybackTracker
+from rtvoice.bridge.providers.base import RealtimeProvider
+from rtvoice.bridge.steering import turn_detection_from_proto
+from rtvoice.bridge.tools import ToolRuntime
+from rtvoice.core.audio import AudioConverter, validate_frame
+from rtvoice.core.errors import (
+    ERROR_KIND_NAMES,
+    RealtimeAudioFormatError,
+    RealtimeError,
+    RealtimeProtocolError,
+)
+from rtvoice.core.spans import SessionTracer, Span, now_ns
+from rtvoice.v1 import frames_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[pb.ServerFrame], Awaitable[None]]
+
+
+class RecorderSink(Protocol):
+    """What the session needs of ``rtvoice.bridge.recorder_link.RecorderLink`` (all non-blocking)."""
+
+    def record_client(self, frame: pb.ClientFrame) -> None: ...
+    def record_server(self, frame: pb.ServerFrame) -> None: ...
+    def record_span(self, span: Span) -> None: ...
+
+
+class BridgeSession:
+    """Runs one session; create it after ``SessionStart`` was accepted, then ``await run(requests)``."""
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        config: SessionConfig,
+        provider: RealtimeProvider,
+        recorder: RecorderSink,
+        tracer: SessionTracer,
+        write: Writer,
+    ) -> None:
+        self.session_id = session_id
+        self.config = config
+        self.provider = provider
+        self.recorder = recorder
+        self.tracer = tracer
+        self._write_raw = write
+        self._write_lock = asyncio.Lock()
+        self._caller_gone = False
+        self._in_fmt_key = (config.caller_input.to_proto().encoding, config.caller_input.sample_rate_hz)
+        self._in_conv = AudioConverter(config.caller_input, provider.input_format)
+        self._out_conv = AudioConverter(provider.output_format, config.caller_output)
+        self._out_fmt = config.caller_output.to_proto()
+        self._out_item: str | None = None
+        self._out_content_index = 0
+        self._out_seq = 0
+        self.playback = PlaybackTracker(config.caller_output)
+        self.response_active = False
+        #: turnDetection.interruptResponse: provider VAD speech cuts the agent off
+        self.vad_interrupts = config.settings.turn_detection.interrupt_response
+        self._response_t0: dict[str, int] = {}
+        self._tool_t0: dict[str, int] = {}
+        self.tools = ToolRuntime(config.settings.tools, self._on_tool_result)
+        self._stop = asyncio.Event()
+        self._stop_error: RealtimeError | None = None
+        self._stop_reason = ""
+        self.end_reason = ""
+        self.end_sent = False
+
+    # -- output ----------------------------------------------------------------------------------------
+
+    async def send(self, frame: pb.ServerFrame) -> None:
+        """Record ``frame`` and write it to the caller (serialized; a gone caller is ignored)."""
+        self.recorder.record_server(frame)
+        if self._caller_gone:
+            return
+        try:
+            async with self._write_lock:
+                await self._write_raw(frame)
+        except Exception as err:  # the caller's stream is gone (cancelled RPC, closed channel)
+            log.debug("session %s: caller write failed: %s", self.session_id, err)
+            self._caller_gone = True
+
+    async def report(self, err: RealtimeError) -> None:
+        """A typed failure: ``ErrorFrame`` to the caller, an ``error`` span to the errors sink."""
+        frame = err.to_frame()
+        self._error_span(frame)
+        await self.send(pb.ServerFrame(error=frame))
+
+    def _error_span(self, frame: pb.ErrorFrame) -> None:
+        self.recorder.record_span(
+            self.tracer.event(
+                "error",
+                kind=ERROR_KIND_NAMES.get(frame.kind, "unspecified"),
+                code=frame.code,
+                message=frame.message,
+                retryable=frame.retryable,
+                fatal=frame.fatal,
+            )
+        )
+
+    async def _send_audio(self, data: bytes, item_id: str) -> None:
+        self._out_seq += 1
+        self.playback.on_sent(item_id, len(data))
+        frame = pb.AudioFrame(
+            data=data,
+            format=self._out_fmt,
+            sequence=self._out_seq,
+            item_id=item_id,
+            content_index=self._out_content_index,
+        )
+        await self.send(pb.ServerFrame(audio=frame))
+
+    async def _flush_item(self) -> None:
+        item, self._out_item = self._out_item, None
+        if item is not None:
+            tail = self._out_conv.flush()
+            if tail:
+                await self._send_audio(tail, item)
+
+    # -- run -------------------------------------------------------------------------------------------
+
+    async def run(self, requests: AsyncIterator[pb.ClientFrame]) -> str:
+        """Connect the provider, answer ``ready``, relay until either side ends; returns the end reason."""
+        reason = "caller_hangup"
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            if not await self._connect():
+                reason = "provider_error"
+                return reason
+            reader = asyncio.create_task(self._read_client(requests))
+            pump = asyncio.create_task(self._pump())
+            stop = asyncio.create_task(self._stop.wait())
+            tasks = [reader, pump, stop]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if stop.done():
+                reason = self._stop_reason
+            elif pump.done() and not pump.cancelled() and pump.exception() is None:
+                reason = pump.result()
+            elif reader.done() and not reader.cancelled() and reader.exception() is None:
+                reason = reader.result()
+            for task in (reader, pump):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "session %s: %s failed", self.session_id, task.get_name(), exc_info=task.exception()
+                    )
+                    reason = "internal_error"
+            return reason
+        finally:
+            self.end_reason = reason
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._finish(reason)
+
+    async def _connect(self) -> bool:
+        t0 = now_ns()
+        s = self.config.settings
+        try:
+            await self.provider.connect()
+        except RealtimeError as err:
+            err.fatal = True
+            self.recorder.record_span(
+                self.tracer.span("provider.connect", t0, now_ns(), ok=False, code=err.code)
+            )
+            await self.report(err)
+            return False
+        self.recorder.record_span(
+            self.tracer.span(
+                "provider.connect", t0, now_ns(), ok=True, provider=s.provider, model=s.effective_model
+            )
+        )
+        ready = pb.SessionReady(
+            session_id=self.session_id,
+            provider=s.provider,
+            model=s.effective_model,
+            voice=s.effective_voice,
+        )
+        await self.send(pb.ServerFrame(ready=ready))
+        return True
+
+    def shutdown(self, err: RealtimeError | None, reason: str) -> None:
+        """End the session from outside (bridge draining): ``err`` then ``EndFrame(reason)`` to the caller."""
+        self._stop_error = err
+        self._stop_reason = reason
+        self._stop.set()
+
+    async def _finish(self, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.provider.close()
+        await self.tools.aclose()
+        if self._stop_error is not None:
+            await self.report(self._stop_error)
+        self.end_sent = True
+        await self.send(pb.ServerFrame(end=pb.EndFrame(reason=reason)))
+        self.recorder.record_span(self.tracer.root(now_ns(), end_reason=reason, provider=self.provider.name))
+
+    # -- caller → provider -----------------------------------------------------------------------------
+
+    async def _read_client(self, requests: AsyncIterator[pb.ClientFrame]) -> str:
+        provider = self.provider
+        async for frame in requests:
+            self.recorder.record_client(frame)
+            kind = frame.WhichOneof("frame")
+            if kind == "audio":
+                await self._on_caller_audio(frame.audio)
+            elif kind == "playback_mark":
+                mark = frame.playback_mark
+                self.playback.on_mark(mark.item_id, mark.played_ms)
+            elif kind == "end":
+                return frame.end.reason or "caller_hangup"
+            else:
+                try:
+                    await self._on_control(kind, frame, provider)
+                except RealtimeError as err:
+                    await self.report(err)
+        return "caller_hangup"
+
+    async def _on_caller_audio(self, audio: pb.AudioFrame) -> None:
+        if (
+            audio.HasField("format")
+            and (audio.format.encoding, audio.format.sample_rate_hz) != self._in_fmt_key
+        ):
+            await self.report(
+                RealtimeAudioFormatError(
+                    f"audio frame format is not the session input format {self.config.caller_input.name}",
+                    code="wrong_format",
+                )
+            )
+            return
+        try:
+            validate_frame(audio.data, self.config.caller_input)
+        except RealtimeAudioFormatError as err:
+            await self.report(err)
+            return
+        data = self._in_conv.convert(audio.data)
+        if data:
+            await self.provider.send_audio(data)
+
+    async def _on_control(self, kind: str | None, frame: pb.ClientFrame, provider: RealtimeProvider) -> None:
+        if kind == "interrupt":
+            await self._barge_in("caller")
+        elif kind == "steer":
+            await provider.steer(frame.steer)
+            if frame.steer.HasField("turn_detection"):
+                self.vad_interrupts = turn_detection_from_proto(frame.steer.turn_detection).interrupt_response
+        elif kind == "text":
+            if not frame.text.text.strip():
+                raise RealtimeProtocolError("TextInput.text is empty", code="empty_text")
+            await provider.send_text(frame.text.text)
+        elif kind == "end_of_turn":
+            await provider.end_turn()
+        elif kind == "start":
+            raise RealtimeProtocolError("SessionStart may only be the first frame", code="duplicate_start")
+        else:
+            raise RealtimeProtocolError("empty ClientFrame", code="empty_frame")
+
+    async def _barge_in(self, source: str) -> None:
+        """Stop agent playback now and make the provider forget what the caller did not hear."""
+        audible = self.playback.audible()
+        if source != "caller" and not (audible or self.response_active):
+            return
+        item = self.playback.current_item if audible else None
+        played = self.playback.played_ms(item) if item else None
+        if item is not None:
+            self.playback.clear(item)
+        if self._out_item is not None and self._out_item == item:
+            self._out_item = None
+        self._out_conv.reset()
+        await self.send(pb.ServerFrame(clear_audio=pb.ClearAudio(item_id=item or "")))
+        await self.provider.interrupt(item, played)
+        self.recorder.record_span(
+            self.tracer.event("barge_in", source=source, item_id=item or "", played_ms=played or 0)
+        )
+
+    # -- provider → caller -----------------------------------------------------------------------------
+
+    async def _pump(self) -> str:
+        async for frame in self.provider.events():
+            kind = frame.WhichOneof("frame")
+            if kind == "audio":
+                await self._on_agent_audio(frame.audio)
+            elif kind == "end":
+                await self._flush_item()
+                return frame.end.reason or "provider_closed"
+            else:
+                await self._on_provider_event(kind, frame)
+        return "provider_closed"
+
+    async def _on_agent_audio(self, audio: pb.AudioFrame) -> None:
+        item = audio.item_id
+        if self.playback.is_cleared(item):
+            return  # late audio of an item cut by barge-in
+        if not audio.data:
+            if item == self._out_item:
+                await self._flush_item()
+            return
+        if item != self._out_item:
+            await self._flush_item()
+            self._out_item = item
+            self._out_content_index = audio.content_index
+        data = self._out_conv.convert(audio.data)
+        if data:
+            await self._send_audio(data, item)
+
+    async def _on_provider_event(self, kind: str | None, frame: pb.ServerFrame) -> None:
+        if kind == "speech_started":
+            await self.send(frame)
+            if self.vad_interrupts:
+                await self._barge_in("vad")
+            return
+        if kind == "response_started":
+            self.response_active = True
+            self._response_t0[frame.response_started.response_id] = now_ns()
+        elif kind == "response_done":
+            self.response_active = False
+            await self._flush_item()
+            done = frame.response_done
+            t0 = self._response_t0.pop(done.response_id, None)
+            if t0 is not None:
+                self.recorder.record_span(
+                    self.tracer.span(
+                        "response",
+                        t0,
+                        now_ns(),
+                        response_id=done.response_id,
+                        status=done.status,
+                        status_reason=done.status_reason,
+                        output_tokens=done.usage.output_tokens,
+                    )
+                )
+        elif kind == "error":
+            self._error_span(frame.error)
+        elif kind == "tool_call":
+            self._tool_t0[frame.tool_call.call_id] = now_ns()
+            await self.send(frame)
+            self.tools.start(frame.tool_call)
+            return
+        elif kind == "tool_cancellation":
+            cancelled = self.tools.cancel(frame.tool_cancellation.call_ids)
+            for cid in cancelled:
+                self._tool_span(cid, "", cancelled=True)
+        await self.send(frame)
+
+    def _tool_span(self, call_id: str, name: str, **attrs: Any) -> None:
+        t0 = self._tool_t0.pop(call_id, None)
+        if t0 is not None:
+            self.recorder.record_span(
+                self.tracer.span("tool.call", t0, now_ns(), call_id=call_id, tool=name, **attrs)
+            )
+
+    async def _on_tool_result(self, result: pb.ToolResult) -> None:
+        self._tool_span(result.call_id, result.name, is_error=result.is_error, duration_ms=result.duration_ms)
+        await self.send(pb.ServerFrame(tool_result=result))
+        try:
+            await self.provider.send_tool_result(result)
+        except RealtimeError as err:
+            await self.report(err)

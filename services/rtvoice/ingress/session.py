@@ -1,0 +1,535 @@
+"""One caller session: a WebSocket (caller protocol v1) relayed to ``RealtimeBridge.Converse``.
+
+Tasks per session: the caller reader (this coroutine), the bridge reader, the caller writer (drains the
+bounded :class:`~rtvoice.ingress.limits.OutboundQueue`) and a ticker enforcing the idle and duration
+limits. Every way a session can end goes through :meth:`CallerSession.finish` with a reason (the
+``session.ended`` reason and the ``EndFrame`` reason the bridge and recorder see); when agent audio had
+to be dropped for a slow caller the ``EndFrame`` reason gets ``;dropped_audio_frames=N`` appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import grpc.aio
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from rtvoice.core.audio import AudioConverter, AudioFormat, validate_frame
+from rtvoice.core.errors import (
+    RealtimeError,
+    RealtimeLimitError,
+    RealtimeProtocolError,
+    RealtimeReadTimeout,
+    RealtimeUnavailableError,
+)
+from rtvoice.ingress import protocol as proto
+from rtvoice.ingress.limits import Close, Limits, OutboundOverflow, OutboundQueue, RateLimiter
+from rtvoice.ingress.routing import AgentRef, BridgeRouter
+from rtvoice.v1 import bridge_pb2_grpc
+from rtvoice.v1 import frames_pb2 as pb
+
+log = logging.getLogger("rtvoice.ingress.session")
+
+# WebSocket close codes (RFC 6455 + IANA registry).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_TRY_AGAIN = 1013
+
+# Session end reasons (session.ended.reason and EndFrame.reason).
+REASON_HANGUP = "caller_hangup"
+REASON_DISCONNECTED = "caller_disconnected"
+REASON_BRIDGE_LOST = "bridge_lost"
+REASON_UNREACHABLE = "agent_unreachable"
+REASON_SHUTDOWN = "ingress_shutdown"
+REASON_MAX_DURATION = "max_duration"
+REASON_IDLE = "idle_timeout"
+REASON_SLOW_CONSUMER = "slow_consumer"
+
+BRIDGE_END_WAIT_S = 3.0
+WRITER_FLUSH_S = 2.0
+
+
+@dataclass(slots=True)
+class SessionOptions:
+    """Per-server settings every session shares."""
+
+    limits: Limits = field(default_factory=Limits)
+    ready_timeout_s: float = 15.0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class CallerSession:
+    """Relays one caller WebSocket to its agent's bridge until either side ends it.
+
+    ``run()`` returns when the session is over and the WebSocket is closed; it never raises for caller
+    or bridge failures (they become typed ``error`` events and a ``session.ended``).
+    """
+
+    def __init__(
+        self, ws: ServerConnection, agent: AgentRef, router: BridgeRouter, options: SessionOptions
+    ) -> None:
+        self.ws = ws
+        self.agent = agent
+        self.router = router
+        self.options = options
+        self.limits = options.limits
+        self.session_id = uuid.uuid4().hex
+        self.started_monotonic = time.monotonic()
+        self.end_reason = ""
+        self.out = OutboundQueue(self.limits.max_outbound_audio_ms, self.limits.max_outbound_events)
+        self._rate = RateLimiter(self.limits.max_frames_per_s)
+        self._rate_dropped = 0
+        self._rate_error_at = 0.0
+        self._last_inbound = time.monotonic()
+        self._finished = asyncio.Event()
+        self._close_code = CLOSE_NORMAL
+        self._notify_bridge = True
+        self._start: proto.SessionStartRequest | None = None
+        self._address: str | None = None
+        self._call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame] | None = None
+        self._write_lock = asyncio.Lock()
+        self._in_seq = 0
+        self._bridge_task: asyncio.Task[None] | None = None
+        self._out_converter: AudioConverter | None = None
+        # Agent audio bookkeeping for audio.started / latency.
+        self._current_item: tuple[str, int] | None = None
+        self._response_id = ""
+        self._turn_end_at: float | None = None
+        self._response_latency_ms: float | None = None
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        """Serve the session to its end (see class docstring)."""
+        writer = asyncio.create_task(self._write_loop(), name=f"ingress-writer-{self.session_id}")
+        reader = asyncio.create_task(self._read_loop(), name=f"ingress-reader-{self.session_id}")
+        ticker = asyncio.create_task(self._tick_loop(), name=f"ingress-ticker-{self.session_id}")
+        try:
+            await self._finished.wait()
+        finally:
+            reader.cancel()
+            ticker.cancel()
+            await self._end_bridge()
+            self.out.put_event(
+                proto.dumps(proto.session_ended_event(self.end_reason, self.out.dropped_audio_frames))
+            )
+            self.out.put_close(self._close_code, self.end_reason)
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), WRITER_FLUSH_S)
+            except TimeoutError:
+                writer.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(self._close_code, self.end_reason), WRITER_FLUSH_S)
+            await _reap(reader, ticker, writer)
+            if self._address is not None:
+                await self.router.release(self._address)
+            log.info(
+                "session %s agent %s ended: %s (dropped_audio_frames=%d)",
+                self.session_id,
+                self.agent,
+                self.end_reason,
+                self.out.dropped_audio_frames,
+            )
+
+    def finish(
+        self,
+        reason: str,
+        error: RealtimeError | None = None,
+        *,
+        close_code: int = CLOSE_NORMAL,
+        notify_bridge: bool = True,
+    ) -> None:
+        """End the session (idempotent): send ``error`` (if any) now, then the bridge gets an ``EndFrame``
+        (when ``notify_bridge``) and the caller ``session.ended`` {reason} and a close with ``close_code``."""
+        if self._finished.is_set():
+            return
+        self.end_reason = reason
+        self._close_code = close_code
+        self._notify_bridge = notify_bridge
+        if error is not None:
+            self._send_event(proto.error_event(error))
+        self._finished.set()
+
+    def finish_for_drain(self) -> None:
+        """The ingress is shutting down: tell the caller to reconnect (retryable) and end the session."""
+        self.finish(
+            REASON_SHUTDOWN,
+            RealtimeUnavailableError(
+                "this ingress is shutting down; reconnect to continue",
+                code="reconnect",
+                retryable=True,
+                fatal=True,
+            ),
+            close_code=CLOSE_RESTART,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    # ------------------------------------------------------------------------------------------ caller in
+
+    async def _read_loop(self) -> None:
+        try:
+            async for message in self.ws:
+                self._last_inbound = time.monotonic()
+                if not self._rate.allow(self._last_inbound):
+                    self._rate_limited()
+                    continue
+                try:
+                    if isinstance(message, bytes):
+                        await self._on_audio(message)
+                    else:
+                        await self._on_text(message)
+                except RealtimeError as err:
+                    if err.fatal:
+                        self.finish(err.code, err)
+                        return
+                    self._send_event(proto.error_event(err))
+                if self._finished.is_set():
+                    return
+        except ConnectionClosed:
+            pass
+        self.finish(REASON_DISCONNECTED, notify_bridge=True)
+
+    def _rate_limited(self) -> None:
+        self._rate_dropped += 1
+        now = time.monotonic()
+        if now - self._rate_error_at >= 1.0:
+            self._rate_error_at = now
+            self._send_event(
+                proto.error_event(
+                    RealtimeLimitError(
+                        f"more than {self.limits.max_frames_per_s:g} messages/s; "
+                        f"{self._rate_dropped} message(s) dropped so far",
+                        code="rate_limited",
+                        retryable=True,
+                    )
+                )
+            )
+
+    async def _on_audio(self, data: bytes) -> None:
+        if self._start is None:
+            raise RealtimeProtocolError(
+                "audio received before session.start; send session.start first", code="audio_before_start"
+            )
+        if len(data) > self.limits.max_frame_bytes:
+            raise _frame_too_large(len(data), self.limits.max_frame_bytes, self._start.input_format)
+        fmt = self._start.input_format
+        validate_frame(data, fmt, max_ms=fmt.duration_ms(self.limits.max_frame_bytes) + 1.0)
+        self._in_seq += 1
+        frame = pb.AudioFrame(
+            data=data,
+            format=self._start.input_format.to_proto(),
+            sequence=self._in_seq,
+            capture_ts_ms=time.time_ns() // 1_000_000,
+        )
+        await self._to_bridge(pb.ClientFrame(audio=frame))
+
+    async def _on_text(self, text: str) -> None:
+        nbytes = len(text.encode("utf-8", "surrogatepass"))
+        if nbytes > self.limits.max_text_bytes:
+            raise RealtimeLimitError(
+                f"text message of {nbytes} bytes exceeds the {self.limits.max_text_bytes}-byte limit",
+                code="message_too_large",
+            )
+        event = proto.parse_client_event(text)
+        if event.start is not None:
+            if self._start is not None:
+                raise RealtimeProtocolError("the session has already started", code="already_started")
+            await self._begin(event.start)
+            return
+        if event.type == "session.end":
+            self.finish(REASON_HANGUP)
+            return
+        if self._start is None:
+            raise RealtimeProtocolError(
+                f"{event.type} received before session.start; send session.start first", code="not_started"
+            )
+        if event.type in ("text", "turn.end"):
+            self._turn_end_at = time.monotonic()
+        assert event.frame is not None
+        await self._to_bridge(event.frame)
+
+    # ---------------------------------------------------------------------------------------- bridge leg
+
+    async def _begin(self, start: proto.SessionStartRequest) -> None:
+        try:
+            self._address, channel = await self.router.acquire(self.agent)
+        except RealtimeUnavailableError as err:
+            self.finish(REASON_UNREACHABLE, err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
+            return
+        self._start = start
+        stub = bridge_pb2_grpc.RealtimeBridgeStub(channel)
+        self._call = stub.Converse()
+        self._out_converter = None
+        self.out.bytes_per_ms = start.output_format.bytes_per_ms
+        metadata = dict(self.options.metadata)
+        metadata.update({f"client.{k}": v for k, v in start.metadata.items()})
+        session_start = pb.SessionStart(
+            session_id=self.session_id,
+            agent_namespace=self.agent.namespace,
+            agent_name=self.agent.name,
+            input_format=start.input_format.to_proto(),
+            output_format=start.output_format.to_proto(),
+            overrides_json=start.overrides_json,
+            started_unix_ns=time.time_ns(),
+            metadata=metadata,
+        )
+        try:
+            await self._call.write(pb.ClientFrame(start=session_start))
+            ready = await asyncio.wait_for(self._await_ready(), self.options.ready_timeout_s)
+        except TimeoutError:
+            self._bridge_failed(
+                f"the bridge of agent {self.agent} did not get ready "
+                f"within {self.options.ready_timeout_s:g} s",
+                code="bridge_timeout",
+            )
+            return
+        except grpc.aio.AioRpcError as err:
+            self._bridge_failed(_rpc_message(err, self.agent), code=REASON_BRIDGE_LOST)
+            return
+        if ready is None:
+            return
+        log.info(
+            "session %s agent %s started (provider=%s, %s in / %s out)",
+            self.session_id,
+            self.agent,
+            ready.provider,
+            start.input_format.name,
+            start.output_format.name,
+        )
+        self._send_event(proto.session_started_event(self.session_id, ready, start, self.limits.public()))
+        self._bridge_task = asyncio.create_task(self._bridge_loop(), name=f"ingress-bridge-{self.session_id}")
+
+    async def _await_ready(self) -> pb.SessionReady | None:
+        """Read until ``ready``; relays errors; ``None`` when the bridge ended the session instead."""
+        assert self._call is not None
+        while True:
+            frame = await _read(self._call)
+            if frame is None:
+                self._bridge_failed(
+                    f"the bridge of agent {self.agent} closed the session before it was ready"
+                )
+                return None
+            kind = frame.WhichOneof("frame")
+            if kind == "ready":
+                return frame.ready
+            if kind == "end":
+                self.finish(frame.end.reason or "bridge_refused", notify_bridge=False)
+                return None
+            self._relay(frame)
+
+    async def _bridge_loop(self) -> None:
+        assert self._call is not None
+        try:
+            while True:
+                frame = await _read(self._call)
+                if frame is None:
+                    if not self._finished.is_set():
+                        self._bridge_failed(
+                            f"the bridge of agent {self.agent} closed the session unexpectedly"
+                        )
+                    return
+                if frame.WhichOneof("frame") == "end":
+                    self.finish(frame.end.reason or "bridge_ended", notify_bridge=False)
+                    return
+                self._relay(frame)
+        except grpc.aio.AioRpcError as err:
+            if not self._finished.is_set():
+                self._bridge_failed(_rpc_message(err, self.agent))
+        except OutboundOverflow as err:
+            self.finish(
+                REASON_SLOW_CONSUMER,
+                RealtimeLimitError(str(err), code=REASON_SLOW_CONSUMER, fatal=True),
+                close_code=CLOSE_POLICY,
+            )
+
+    def _bridge_failed(self, message: str, code: str = REASON_BRIDGE_LOST) -> None:
+        err = RealtimeUnavailableError(message, code=code, retryable=True, fatal=True)
+        self.finish(REASON_BRIDGE_LOST, err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
+
+    async def _to_bridge(self, frame: pb.ClientFrame) -> None:
+        if self._call is None or self._finished.is_set():
+            return
+        try:
+            async with self._write_lock:
+                await self._call.write(frame)
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as err:
+            if isinstance(err, grpc.aio.AioRpcError):
+                self._bridge_failed(_rpc_message(err, self.agent))
+            else:
+                self._bridge_failed(f"the bridge of agent {self.agent} stopped reading the session")
+
+    async def _end_bridge(self) -> None:
+        """Send ``EndFrame`` (if we end the session), half-close, and wait a little for the bridge's end."""
+        call = self._call
+        if call is None:
+            return
+        if self._notify_bridge and not call.done():
+            reason = self.end_reason
+            if self.out.dropped_audio_frames:
+                reason += f";dropped_audio_frames={self.out.dropped_audio_frames}"
+            with contextlib.suppress(Exception):
+                async with self._write_lock:
+                    await asyncio.wait_for(call.write(pb.ClientFrame(end=pb.EndFrame(reason=reason))), 1.0)
+                    await asyncio.wait_for(call.done_writing(), 1.0)
+        if self._bridge_task is not None and not self._bridge_task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._bridge_task), BRIDGE_END_WAIT_S)
+            except TimeoutError:
+                self._bridge_task.cancel()
+            await _reap(self._bridge_task)
+        call.cancel()
+
+    # ------------------------------------------------------------------------------------------ caller out
+
+    def _send_event(self, event: dict[str, Any]) -> None:
+        try:
+            self.out.put_event(proto.dumps(event))
+        except OutboundOverflow as err:
+            if not self._finished.is_set():
+                self.out.drop_audio()
+                self.finish(
+                    REASON_SLOW_CONSUMER,
+                    RealtimeLimitError(str(err), code=REASON_SLOW_CONSUMER, fatal=True),
+                    close_code=CLOSE_POLICY,
+                )
+
+    def _relay(self, frame: pb.ServerFrame) -> None:
+        """One bridge frame → caller events / audio (raises ``OutboundOverflow``)."""
+        kind = frame.WhichOneof("frame")
+        if kind == "audio":
+            self._relay_audio(frame.audio)
+            return
+        if kind == "error":
+            self._send_event(proto.error_event(frame.error))
+            return
+        if kind == "response_started":
+            self._response_id = frame.response_started.response_id
+            self._response_latency_ms = None
+        elif kind == "response_done":
+            self._send_event(proto.response_done_event(frame.response_done, self._response_latency_ms))
+            self._current_item = None
+            self._turn_end_at = None
+            return
+        elif kind == "speech_stopped":
+            self._turn_end_at = time.monotonic()
+        elif kind == "clear_audio":
+            self.out.drop_audio()
+            self._current_item = None
+        event = proto.event_from_server_frame(frame)
+        if event is not None:
+            self._send_event(event)
+
+    def _relay_audio(self, audio: pb.AudioFrame) -> None:
+        assert self._start is not None
+        data = audio.data
+        if not data:
+            return
+        out_fmt = self._start.output_format
+        if audio.format.encoding and (
+            audio.format.encoding != out_fmt.to_proto().encoding
+            or audio.format.sample_rate_hz != out_fmt.sample_rate_hz
+        ):
+            data = self._convert(audio, out_fmt)
+            if not data:
+                return
+        item = (audio.item_id, audio.content_index)
+        if item != self._current_item:
+            self._current_item = item
+            latency_ms = None
+            if self._turn_end_at is not None and self._response_latency_ms is None:
+                latency_ms = (time.monotonic() - self._turn_end_at) * 1000.0
+                self._response_latency_ms = latency_ms
+            self._send_event(
+                proto.audio_started_event(audio.item_id, audio.content_index, self._response_id, latency_ms)
+            )
+        self.out.put_audio(data)
+
+    def _convert(self, audio: pb.AudioFrame, out_fmt: AudioFormat) -> bytes:
+        """Defensive: the bridge should already send the caller's output format; convert if it did not."""
+        try:
+            src = AudioFormat.from_proto(audio.format)
+        except RealtimeError as err:
+            self._send_event(proto.error_event(err))
+            return b""
+        if self._out_converter is None or self._out_converter.src != src:
+            log.warning(
+                "session %s: bridge sent %s audio, caller wants %s; converting",
+                self.session_id,
+                src.name,
+                out_fmt.name,
+            )
+            self._out_converter = AudioConverter(src, out_fmt)
+        return self._out_converter.convert(audio.data)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self.out.get()
+                if isinstance(item, Close):
+                    return
+                await self.ws.send(item)
+        except ConnectionClosed:
+            return
+
+    async def _tick_loop(self) -> None:
+        step = max(0.05, min(1.0, self.limits.idle_timeout_s / 4, self.limits.max_session_s / 4))
+        while not self._finished.is_set():
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if now - self.started_monotonic >= self.limits.max_session_s:
+                self.finish(
+                    REASON_MAX_DURATION,
+                    RealtimeLimitError(
+                        f"the session reached its maximum length of {self.limits.max_session_s:g} s",
+                        code="max_session_duration",
+                        fatal=True,
+                    ),
+                )
+            elif now - self._last_inbound >= self.limits.idle_timeout_s:
+                self.finish(
+                    REASON_IDLE,
+                    RealtimeReadTimeout(
+                        f"nothing received from the caller for {self.limits.idle_timeout_s:g} s",
+                        code="idle_timeout",
+                        fatal=True,
+                    ),
+                )
+
+
+def _frame_too_large(nbytes: int, limit: int, fmt: AudioFormat) -> RealtimeError:
+    from rtvoice.core.errors import RealtimeAudioFormatError
+
+    return RealtimeAudioFormatError(
+        f"audio message of {nbytes} bytes exceeds the {limit}-byte limit "
+        f"({fmt.duration_ms(limit):.0f} ms of {fmt.name}); send 20-100 ms per message",
+        code="frame_too_large",
+    )
+
+
+async def _read(call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame]) -> pb.ServerFrame | None:
+    """The next bridge frame, ``None`` at the end of the stream (``grpc.aio.EOF``)."""
+    frame = await call.read()
+    return frame if isinstance(frame, pb.ServerFrame) else None
+
+
+def _rpc_message(err: grpc.aio.AioRpcError, agent: AgentRef) -> str:
+    return f"lost the connection to the bridge of agent {agent} ({err.code().name.lower()})"
+
+
+async def _reap(*tasks: asyncio.Task[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,151 @@
+"""Where finished archives go: a local directory (the embedded default) or an S3-compatible store.
+
+``put`` is blocking (run it in a worker thread), idempotent, and returns only once the store has
+confirmed every file (local: sizes after an atomic rename; S3: ``stat_object`` size and the sha256 we
+attach as user metadata). Any failure raises :class:`StoreError`; the caller keeps the spool copy and
+retries later.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from minio.error import MinioException
+from urllib3.exceptions import HTTPError
+
+from rtvoice.recorder.archive import MANIFEST, SPANS_FILE
+from rtvoice.recorder.s3 import S3Options
+
+log = logging.getLogger(__name__)
+SHA256_META = "sha256"
+
+
+class StoreError(Exception):
+    """The store did not take (or confirm) an archive; retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """A finalized archive waiting in the spool: its files (name, size, sha256) and naming facts."""
+
+    session_id: str
+    agent: str
+    started_unix_ns: int
+    files: list[dict[str, Any]]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArchiveRecord:
+        return cls(d["session_id"], d["agent"], d["started_unix_ns"], d["files"])
+
+
+class ArchiveStore(Protocol):
+    """An archive destination."""
+
+    def uri_for(self, rec: ArchiveRecord) -> str:
+        """Where the archive of ``rec`` lives (or will live once uploaded)."""
+        ...
+
+    def put(self, folder: Path, rec: ArchiveRecord) -> str:
+        """Store the files of ``folder``; returns the archive URI. Raises :class:`StoreError`."""
+        ...
+
+
+class LocalStore:
+    """Archives as folders ``<root>/<session id>/`` (copied, then renamed into place atomically)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def uri_for(self, rec: ArchiveRecord) -> str:
+        return (self.root / rec.session_id).as_uri()
+
+    def put(self, folder: Path, rec: ArchiveRecord) -> str:
+        dest = self.root / rec.session_id
+        tmp = self.root / f".incoming-{rec.session_id}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            shutil.copytree(folder, tmp)
+            for f in rec.files:
+                size = (tmp / f["name"]).stat().st_size
+                if size != f["size"]:
+                    raise StoreError(f"{f['name']}: copied {size} bytes, expected {f['size']}")
+            if dest.exists():  # an earlier attempt finished but its spool copy was not yet removed
+                shutil.rmtree(dest)
+            tmp.rename(dest)
+        except OSError as exc:
+            raise StoreError(f"cannot write {dest}: {exc}") from exc
+        return dest.as_uri()
+
+
+class S3Store:
+    """Archives as objects ``<prefix>/<agent>/<yyyy>/<mm>/<dd>/<session id>/<file>`` in one bucket.
+
+    Files larger than ``part_size`` (>= 5 MiB) go up as multipart uploads; ``manifest.json`` is uploaded
+    last, so a reader that finds a manifest finds a complete archive.
+    """
+
+    def __init__(self, options: S3Options) -> None:
+        self.options = options
+        self.client = options.client()
+
+    def uri_for(self, rec: ArchiveRecord) -> str:
+        return self.options.uri(self._folder(rec) + "/")
+
+    def _folder(self, rec: ArchiveRecord) -> str:
+        return self.options.folder_key(rec.agent, rec.started_unix_ns, rec.session_id)
+
+    def put(self, folder: Path, rec: ArchiveRecord) -> str:
+        opts = self.options
+        base = self._folder(rec)
+        files = sorted(rec.files, key=lambda f: f["name"] == MANIFEST)
+        try:
+            if opts.create_bucket and not self.client.bucket_exists(opts.bucket):
+                self.client.make_bucket(opts.bucket, location=opts.region)
+            for f in files:
+                key = f"{base}/{f['name']}"
+                if self._confirmed(key, f):
+                    continue
+                self.client.fput_object(
+                    opts.bucket,
+                    key,
+                    str(folder / f["name"]),
+                    content_type=_content_type(f["name"]),
+                    metadata={SHA256_META: f["sha256"]},
+                    part_size=opts.part_size,
+                )
+                if not self._confirmed(key, f):
+                    raise StoreError(f"s3://{opts.bucket}/{key}: the store does not confirm the upload")
+        except (MinioException, HTTPError, OSError, ValueError) as exc:
+            raise StoreError(f"upload to s3://{opts.bucket}/{base}/ failed: {exc}") from exc
+        return opts.uri(base + "/")
+
+    def _confirmed(self, key: str, f: dict[str, Any]) -> bool:
+        """True when the object exists with our size and sha256 metadata."""
+        try:
+            st = self.client.stat_object(self.options.bucket, key)
+        except MinioException as exc:
+            if getattr(exc, "code", "") in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return False
+            raise
+        meta = st.metadata or {}
+        sha = meta.get("x-amz-meta-" + SHA256_META) or meta.get("X-Amz-Meta-" + SHA256_META.title())
+        ok = st.size == f["size"] and sha == f["sha256"]
+        if not ok:
+            log.warning("s3 object %s differs: size %s sha256 %s", key, st.size, sha)
+        return ok
+
+
+def _content_type(name: str) -> str:
+    if name == SPANS_FILE:
+        return "application/x-ndjson"
+    if name.endswith(".wav"):
+        return "audio/wav"
+    if name.endswith(".json"):
+        return "application/json"
+    return "application/octet-stream"
