@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import kopf
+import yaml
 
 from rtvoice_operator import AGENT_API_VERSION, FIELD_MANAGER, KIND, PLURAL
 
@@ -34,15 +35,22 @@ class KubeApiError(RuntimeError):
     reason (``NotFound``, ``Conflict``, ``Invalid``, ``Forbidden``...), the message the server's."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {reason}: {message}")
+        super().__init__(f"HTTP {status} {reason}: {message}" if status else f"{reason}: {message}")
         self.status = status
         self.reason = reason
+        self.detail = message
 
 
 def connection_info() -> kopf.ConnectionInfo:
     """Credentials as kopf would find them. Raises :class:`KubeApiError` when there are none."""
     settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    try:
+        info = kopf.login_with_service_account(settings=settings)
+        info = info or kopf.login_with_kubeconfig(settings=settings)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, kopf.LoginError) as err:
+        detail = f"{type(err).__name__}: {err}" if isinstance(err, KeyError | TypeError) else str(err)
+        detail = " ".join(detail.split())
+        raise KubeApiError(0, "BadKubeconfig", f"cannot use the kubeconfig: {detail}") from None
     if info is None:
         raise KubeApiError(0, "NoCredentials", "no service account token and no kubeconfig found")
     return info

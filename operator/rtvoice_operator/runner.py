@@ -29,7 +29,7 @@ def preflight() -> str:
     try:
         info = connection_info()
     except KubeApiError as err:
-        raise OperatorStartError(f"no Kubernetes credentials: {err}") from None
+        raise OperatorStartError(f"no usable Kubernetes credentials: {err.detail}") from None
     try:
         with httpx.Client(**client_options(info)) as client:
             response = client.get(f"/apis/{API_GROUP}/{API_VERSION}")

@@ -99,7 +99,7 @@ async def test_close_1001_mid_call_reconnects_and_the_call_goes_on() -> None:
         done = await call.wait_for(
             lambda f: f.WhichOneof("frame") == "response_done" and f.response_done.status == "completed"
         )
-        first, second = oc.fake.connections
+        _first, second = oc.fake.connections
     assert err.error.code == "provider_reconnecting" and err.error.retryable and not err.error.fatal
     assert interrupted.response_done.status == "incomplete"
     assert done.response_done.status == "completed"

@@ -7,9 +7,9 @@ import json
 from rtvoice.core.settings import AgentSettings
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.bridge import openai_call, openai_settings, utterance
+from tests.support.bridge_tool_http import tool_server
 from tests.support.fake_openai import Scenario
 from tests.support.speech import silence_pcm16
-from tests.support.bridge_tool_http import tool_server
 
 
 def tool_settings(endpoint: str, timeout_ms: int = 5000, max_result_chars: int = 4000) -> AgentSettings:

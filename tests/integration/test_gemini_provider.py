@@ -420,3 +420,19 @@ async def test_invalid_steer_is_a_typed_error_without_reconnect(closing: list[Ca
             await call.p.steer(pb.SteerFrame(turn_detection=pb.TurnDetection(type="bogus")))
         await asyncio.sleep(0.05)
         assert len(fake.connections) == 1 and not call.col.of("error")
+
+
+async def test_go_away_deadline_during_a_long_turn_reconnects_in_time(closing: list[Call]) -> None:
+    story = "a very long answer that keeps going well past the deadline of this connection"
+    async with FakeGeminiServer([FakeTurn(story, "go", go_away_ms=400)], realtime_factor=1.0) as fake:
+        call = await open_call(fake)
+        closing.append(call)
+        await speak(call.p.send_audio, "go")
+        done = (await call.col.wait_kind("response_done")).response_done
+        assert (done.status, done.status_reason) == ("incomplete", "connection_lost")
+        await eventually(lambda: len(fake.open_connections()) == 1 and len(fake.connections) == 2)
+        assert fake.connections[0].close_code == 1000  # closed by the client before the 1011 deadline
+        assert call.col.audio_bytes == fake.audio_bytes_out  # drained: what was sent was delivered
+        assert 0 < fake.audio_bytes_out < len(synthesize_pcm16(story, 24000))
+        assert call.p.stats.reconnect_reasons == ["go_away"]
+        assert fake.violations == []

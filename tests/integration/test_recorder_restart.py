@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,17 +35,17 @@ class Feeder:
             await asyncio.sleep(0.012)
 
     async def until(self, frames: int) -> None:
-        while self.pos < frames * FRAME:
+        while self.pos < frames * FRAME:  # noqa: ASYNC110 - polls a counter another task advances
             await asyncio.sleep(0.005)
 
 
-def _config(tmp_path: Path, **kw: float) -> RecorderConfig:
+def _config(tmp_path: Path, **kw: Any) -> RecorderConfig:
     return RecorderConfig(
         spool_dir=tmp_path / "spool", store=LocalStore(tmp_path / "archive"), resume_grace_s=20.0, **kw
     )
 
 
-def _check_archive(tmp_path: Path, session_id: str, samples: int) -> dict[str, object]:
+def _check_archive(tmp_path: Path, session_id: str, samples: int) -> dict[str, Any]:
     arc = load_archive(tmp_path / "archive" / session_id)
     left = arc["audio"][:, 0]
     first = int(np.flatnonzero(left)[0])  # the first frame lands at its arrival time minus its duration

@@ -127,7 +127,9 @@ async def test_store_outage_spools_and_uploads_when_it_returns(tmp_path: Path, o
     assert not (tmp_path / "spool" / "s3-outage").exists()
 
 
-async def test_pending_spool_is_uploaded_after_a_recorder_restart(tmp_path: Path, own_moto: MotoServer) -> None:
+async def test_pending_spool_is_uploaded_after_a_recorder_restart(
+    tmp_path: Path, own_moto: MotoServer
+) -> None:
     opts = own_moto.options(prefix="restart")
     f = short_session("s3-restart")
     f.end(2000)

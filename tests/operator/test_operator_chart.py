@@ -49,6 +49,8 @@ OVERRIDES: dict[str, Any] = {
             "prefix": "prod",
             "credentialsSecret": "s3",
         },
+        "mongo": {"uriSecret": {"name": "mongo", "key": "uri"}},
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
         "pdb": {"enabled": False},
     },
 }
@@ -152,6 +154,12 @@ def test_override_render(override_render: list[dict[str, Any]]) -> None:
     rargs = recorder["template"]["spec"]["containers"][0]["args"]
     assert rargs[rargs.index("--s3-bucket") + 1] == "calls" and "--s3-credentials-dir" in rargs
     assert recorder["strategy"]["type"] == "Recreate"
+    renv = recorder["template"]["spec"]["containers"][0]["env"]
+    assert renv[0] == {
+        "name": "RTVOICE_MONGO_URI",
+        "valueFrom": {"secretKeyRef": {"name": "mongo", "key": "uri"}},
+    }
+    assert renv[1] == {"name": "TZ", "value": "UTC"}
     assert set(_by_kind(override_render, "PodDisruptionBudget")) == {"rtvoice-ingress"}
     op_args = deployments["rtvoice-operator"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert op_args[-4:] == ["--namespace", "voice-a", "--namespace", "voice-b"]

@@ -95,7 +95,7 @@ def test_api_server_requires_spec_and_accepts_a_full_agent(kube_env: KubeEnv) ->
     kube.create_namespace("t-reject")
     missing = kube.create(agents("t-reject"), {**voice_agent("nospec", {}), "spec": None}, dry_run=True)
     assert missing.status_code == 422 and "spec: Required value" in missing.json()["message"]
-    full = {
+    full: dict[str, Any] = {
         "provider": "gemini",
         "voice": "Kore",
         "temperature": 0.9,
@@ -214,14 +214,13 @@ def test_operator_creates_children_and_follows_spec_and_readiness(
     agent = _wait_status(kube_env, ns, "support", 1, "ConfigValid", "True")
     assert conditions(agent)["Ready"]["status"] == "False"  # no kubelet: no pod ever becomes ready
     assert conditions(agent)["Ready"]["observedGeneration"] == 1
+
     # kopf's bookkeeping lives in status (the operator may only patch status), never in annotations.
-    agent = eventually(
-        lambda: (
-            "kopf" in (kube.get(agents(ns, "support")) or {})["status"] and kube.get(agents(ns, "support"))
-        ),
-        10,
-        "kopf's status field",
-    )
+    def with_kopf_status() -> dict[str, Any] | None:
+        obj = kube.get(agents(ns, "support")) or {}
+        return obj if "kopf" in obj.get("status", {}) else None
+
+    agent = eventually(with_kopf_status, 10, "kopf's status field")
     assert not any(k.startswith("kopf") for k in agent["metadata"].get("annotations") or {})
     assert agent["spec"] == spec  # the operator never writes spec
 
@@ -268,8 +267,12 @@ def test_operator_reports_settings_only_it_can_judge(kube_env: KubeEnv, operator
     good = {"provider": "gemini", "voice": "Kore", "credentials": SECRET_REF}
     assert kube.create(agents(ns), voice_agent("turns", good)).status_code == 201
     _wait_status(kube_env, ns, "turns", 1, "ConfigValid", "True")
-    before = {p: (kube.get(p) or {})["metadata"]["resourceVersion"] for p in (
-        deployment_path(ns, "turns"), core_path(ns, "configmaps", "turns"), core_path(ns, "services", "turns"))}  # fmt: skip
+    children = (
+        deployment_path(ns, "turns"),
+        core_path(ns, "configmaps", "turns"),
+        core_path(ns, "services", "turns"),
+    )
+    before = {p: (kube.get(p) or {})["metadata"]["resourceVersion"] for p in children}
     kube.merge_patch(
         agents(ns, "turns"),
         {"spec": {"turnDetection": {"type": "semantic_vad"}, "tools": [

@@ -253,7 +253,7 @@ def capture_recorders() -> tuple[list[CapturingRecorder], Callable[..., Capturin
 
 
 def openai_settings(**spec: Any) -> AgentSettings:
-    """OpenAI agent settings for tests: server VAD with a short 200 ms silence; ``spec`` (camelCase) on top."""
+    """OpenAI test settings: server VAD with 200 ms silence; ``spec`` (camelCase) on top."""
     from rtvoice.core.settings import parse_settings
 
     base: dict[str, Any] = {

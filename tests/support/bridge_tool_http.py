@@ -1,7 +1,7 @@
 """A real HTTP tool endpoint on 127.0.0.1:0 for bridge tool tests (stdlib ``http.server`` in a thread).
 
-Paths: ``/echo`` answers the posted JSON wrapped as ``{"echo": ...}``; ``/slow`` sleeps ``slow_s`` then answers;
-``/big`` answers ``big_chars`` characters; ``/fail`` answers HTTP 500. Every request body is kept in ``calls``.
+Paths: ``/echo`` answers the posted JSON as ``{"echo": ...}``; ``/slow`` sleeps ``slow_s`` then answers;
+``/big`` answers ``big_chars`` characters; ``/fail`` answers HTTP 500. Request bodies are kept in ``calls``.
 """
 
 from __future__ import annotations

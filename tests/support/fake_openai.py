@@ -252,7 +252,9 @@ class _Session:
                 )
                 if self.response_task is not None and td.get("interrupt_response", True):
                     task = self.response_task
-                    asyncio.get_running_loop().call_later(self.sc.server_cancel_delay_s, self.vad_cancel, task)
+                    asyncio.get_running_loop().call_later(
+                        self.sc.server_cancel_delay_s, self.vad_cancel, task
+                    )
         elif self.speech_start_ms is not None:
             self.silence_ms += ms
             if self.silence_ms >= int(td.get("silence_duration_ms") or 500):

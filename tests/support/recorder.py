@@ -25,6 +25,7 @@ from rtvoice.recorder.stores import ArchiveStore, LocalStore
 from rtvoice.v1 import frames_pb2 as pb
 from rtvoice.v1 import recorder_pb2 as rpb
 from rtvoice.v1 import recorder_pb2_grpc
+from tests.support.speech import synthesize_pcm16
 
 STARTED_UNIX_NS = 1_767_323_045_000_000_000  # 2026-01-02T03:04:05Z
 TRACE_ID = "0123456789abcdef0123456789abcdef"
@@ -74,7 +75,7 @@ def record_start(session_id: str, **kw: Any) -> rpb.RecordStart:
         agent_name="echo",
         input_format=kw.pop("input_format", fmt),
         output_format=kw.pop("output_format", fmt),
-        started_unix_ns=STARTED_UNIX_NS,
+        started_unix_ns=kw.pop("started_unix_ns", STARTED_UNIX_NS),
         metadata={"user_agent": "pytest"},
     )
     settings = kw.pop("settings", {"provider": "local", "voice": "alloy", "apiKey": "sk-should-not-appear"})
@@ -92,7 +93,9 @@ class Frames:
 
     def __init__(self, session_id: str, **start_kw: Any) -> None:
         self.seq = 1
-        self.frames: list[rpb.RecordFrame] = [rpb.RecordFrame(seq=1, t_us=0, start=record_start(session_id, **start_kw))]
+        self.frames: list[rpb.RecordFrame] = [
+            rpb.RecordFrame(seq=1, t_us=0, start=record_start(session_id, **start_kw))
+        ]
 
     def _add(self, t_ms: float, **payload: Any) -> rpb.RecordFrame:
         self.seq += 1
@@ -107,9 +110,14 @@ class Frames:
         self._add(t_ms, server=pb.ServerFrame(**frame))
 
     def caller_stream(
-        self, start_ms: float, samples: npt.NDArray[np.int16], frame_ms: int = 20, rate_hz: int = 16000, **fmt: Any
+        self,
+        start_ms: float,
+        samples: npt.NDArray[np.int16],
+        frame_ms: int = 20,
+        rate_hz: int = 16000,
+        **fmt: Any,
     ) -> float:
-        """Caller audio in real time from ``start_ms``: each frame stamped at its arrival (its end); returns end ms."""
+        """Caller audio in real time from ``start_ms``, stamped at arrival; returns the end ms."""
         step = rate_hz * frame_ms // 1000
         encoding = fmt.get("encoding", pb.AUDIO_ENCODING_PCM16)
         t = start_ms
@@ -122,7 +130,12 @@ class Frames:
         return t
 
     def agent_burst(
-        self, t_ms: float, samples: npt.NDArray[np.int16], item_id: str, frame_ms: int = 40, rate_hz: int = 16000
+        self,
+        t_ms: float,
+        samples: npt.NDArray[np.int16],
+        item_id: str,
+        frame_ms: int = 40,
+        rate_hz: int = 16000,
     ) -> None:
         """Agent audio all arriving at ``t_ms`` (faster than real time, as providers send it)."""
         step = rate_hz * frame_ms // 1000
@@ -133,11 +146,57 @@ class Frames:
 
     def span(self, t_ms: float, name: str, **attributes: Any) -> None:
         at = STARTED_UNIX_NS + int(t_ms * 1e6)
-        span = Span(trace_id=TRACE_ID, name=name, start_unix_ns=at, end_unix_ns=at + 1_000_000, attributes=attributes)
+        span = Span(
+            trace_id=TRACE_ID, name=name, start_unix_ns=at, end_unix_ns=at + 1_000_000, attributes=attributes
+        )
         self._add(t_ms, span=span.to_proto())
 
     def end(self, t_ms: float, reason: str = "caller_hangup") -> None:
         self._add(t_ms, end=pb.EndFrame(reason=reason))
+
+
+def conversation(session_id: str, **start_kw: Any) -> Frames:
+    """A spoken turn answered in audio, then a typed turn, an error and two bridge spans."""
+    f = Frames(session_id, **start_kw)
+    speech = np.frombuffer(synthesize_pcm16("what is the weather today"), dtype="<i2")
+    caller = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(16000 * 6, np.int16)])
+    speech_end_ms = 500 + len(speech) / 16
+    # Frames interleaved by time, as the bridge would tee them.
+    events: list[tuple[float, str, dict[str, object]]] = [
+        (600, "server", {"speech_started": pb.SpeechStarted(audio_start_ms=500, item_id="u1")}),
+        (speech_end_ms + 300, "server",
+         {"speech_stopped": pb.SpeechStopped(audio_end_ms=int(speech_end_ms), item_id="u1")}),
+        (speech_end_ms + 320, "server", {"response_started": pb.ResponseStarted(response_id="r1")}),
+        (speech_end_ms + 350, "server", {"transcript": pb.TranscriptFrame(
+            role=pb.ROLE_USER, item_id="u1", text="what is the weather today", final=True)}),
+        (speech_end_ms + 500, "server", {"transcript": pb.TranscriptFrame(
+            role=pb.ROLE_ASSISTANT, item_id="a1", text="It is ")}),
+        (speech_end_ms + 510, "server", {"transcript": pb.TranscriptFrame(
+            role=pb.ROLE_ASSISTANT, item_id="a1", text="sunny.")}),
+        (speech_end_ms + 900, "server",
+         {"response_done": pb.ResponseDone(response_id="r1", status="completed")}),
+        (6000, "client", {"text": pb.TextInput(text="thanks, bye")}),
+        (6100, "server", {"response_started": pb.ResponseStarted(response_id="r2")}),
+        (6500, "server", {"response_done": pb.ResponseDone(response_id="r2", status="completed")}),
+        (6600, "server", {"error": pb.ErrorFrame(kind=pb.ERROR_KIND_PROVIDER, code="rate_limited",
+                                                 message="slow down", retryable=True)}),
+    ]  # fmt: skip
+    agent_at = [(speech_end_ms + 450, "a1", 800), (6300, "a2", 400)]
+    t = 0.0
+    for i in range(0, len(caller), 320):
+        t += 20
+        while events and events[0][0] <= t:
+            at, side, payload = events.pop(0)
+            getattr(f, side)(at, **payload)
+        for at, item, ms in list(agent_at):
+            if at <= t:
+                f.agent_burst(at, tone(500, ms), item_id=item)
+                agent_at.remove((at, item, ms))
+        f.client(t, audio=pb.AudioFrame(data=caller[i : i + 320].astype("<i2").tobytes()))
+    f.span(100, "provider.connect", provider="local")
+    f.span(7000, "session", reason="caller_hangup")
+    f.end(t + 10)
+    return f
 
 
 async def send_session(
@@ -167,7 +226,9 @@ def read_wav(path: Path) -> tuple[int, npt.NDArray[np.int16]]:
         return w.getframerate(), data.reshape(-1, w.getnchannels())
 
 
-def onset_ms(channel: npt.NDArray[np.int16], rate_hz: int, threshold: int = 1000, after_ms: float = 0) -> float:
+def onset_ms(
+    channel: npt.NDArray[np.int16], rate_hz: int, threshold: int = 1000, after_ms: float = 0
+) -> float:
     """Time (ms) of the first sample with ``|x| > threshold`` at or after ``after_ms``."""
     start = int(after_ms * rate_hz / 1000)
     idx = np.flatnonzero(np.abs(channel[start:].astype(np.int32)) > threshold)

@@ -1,4 +1,4 @@
-"""Channel alignment of audio.wav: RecordFrames with chosen session times over real gRPC to a real recorder."""
+"""Channel alignment of audio.wav: RecordFrames with chosen session times, over real gRPC, to a recorder."""
 
 from __future__ import annotations
 

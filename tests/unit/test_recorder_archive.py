@@ -16,6 +16,7 @@ from tests.support.recorder import (
     STARTED_UNIX_NS,
     TRACE_ID,
     Frames,
+    conversation,
     load_archive,
     running_recorder,
     send_session,
@@ -23,49 +24,6 @@ from tests.support.recorder import (
     wait_for,
 )
 from tests.support.speech import synthesize_pcm16
-
-
-def conversation(session_id: str) -> Frames:
-    """A spoken turn answered in audio, then a typed turn, an error and two bridge spans."""
-    f = Frames(session_id)
-    speech = np.frombuffer(synthesize_pcm16("what is the weather today"), dtype="<i2")
-    caller = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(16000 * 6, np.int16)])
-    speech_end_ms = 500 + len(speech) / 16
-    # Frames interleaved by time, as the bridge would tee them.
-    events: list[tuple[float, str, dict[str, object]]] = [
-        (600, "server", {"speech_started": pb.SpeechStarted(audio_start_ms=500, item_id="u1")}),
-        (speech_end_ms + 300, "server",
-         {"speech_stopped": pb.SpeechStopped(audio_end_ms=int(speech_end_ms), item_id="u1")}),
-        (speech_end_ms + 320, "server", {"response_started": pb.ResponseStarted(response_id="r1")}),
-        (speech_end_ms + 350, "server", {"transcript": pb.TranscriptFrame(
-            role=pb.ROLE_USER, item_id="u1", text="what is the weather today", final=True)}),
-        (speech_end_ms + 500, "server", {"transcript": pb.TranscriptFrame(
-            role=pb.ROLE_ASSISTANT, item_id="a1", text="It is ")}),
-        (speech_end_ms + 510, "server", {"transcript": pb.TranscriptFrame(
-            role=pb.ROLE_ASSISTANT, item_id="a1", text="sunny.")}),
-        (speech_end_ms + 900, "server", {"response_done": pb.ResponseDone(response_id="r1", status="completed")}),
-        (6000, "client", {"text": pb.TextInput(text="thanks, bye")}),
-        (6100, "server", {"response_started": pb.ResponseStarted(response_id="r2")}),
-        (6500, "server", {"response_done": pb.ResponseDone(response_id="r2", status="completed")}),
-        (6600, "server", {"error": pb.ErrorFrame(kind=pb.ERROR_KIND_PROVIDER, code="rate_limited",
-                                                 message="slow down", retryable=True)}),
-    ]  # fmt: skip
-    agent_at = [(speech_end_ms + 450, "a1", 800), (6300, "a2", 400)]
-    t = 0.0
-    for i in range(0, len(caller), 320):
-        t += 20
-        while events and events[0][0] <= t:
-            at, side, payload = events.pop(0)
-            getattr(f, side)(at, **payload)
-        for at, item, ms in list(agent_at):
-            if at <= t:
-                f.agent_burst(at, tone(500, ms), item_id=item)
-                agent_at.remove((at, item, ms))
-        f.client(t, audio=pb.AudioFrame(data=caller[i : i + 320].astype("<i2").tobytes()))
-    f.span(100, "provider.connect", provider="local")
-    f.span(7000, "session", reason="caller_hangup")
-    f.end(t + 10)
-    return f
 
 
 async def test_transcript_manifest_spans_and_latencies(tmp_path: Path) -> None:

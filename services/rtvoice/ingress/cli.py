@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--socket-send-buffer-bytes",
         type=int,
         default=65536,
-        help="kernel send buffer per caller socket (0 = OS autotuning: megabytes of audio a slow caller hides)",
+        help="kernel send buffer per caller socket (0 = OS autotuning: megabytes a slow caller hides)",
     )
     p.add_argument(
         "--max-sessions", type=int, default=0, help="concurrent sessions (0 = unlimited; 503 above)"

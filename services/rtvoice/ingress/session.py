@@ -101,6 +101,8 @@ class CallerSession:
         self._in_seq = 0
         self._bridge_task: asyncio.Task[None] | None = None
         self._out_converter: AudioConverter | None = None
+        self._in_fmt_pb = pb.AudioFormat()
+        self._out_fmt_pb = pb.AudioFormat()
         # Agent audio bookkeeping for audio.started / latency.
         self._current_item: tuple[str, int] | None = None
         self._response_id = ""
@@ -230,7 +232,7 @@ class CallerSession:
         self._in_seq += 1
         frame = pb.AudioFrame(
             data=data,
-            format=self._start.input_format.to_proto(),
+            format=self._in_fmt_pb,
             sequence=self._in_seq,
             capture_ts_ms=time.time_ns() // 1_000_000,
         )
@@ -270,6 +272,8 @@ class CallerSession:
             self.finish(REASON_UNREACHABLE, err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
             return
         self._start = start
+        self._in_fmt_pb = start.input_format.to_proto()
+        self._out_fmt_pb = start.output_format.to_proto()
         stub = bridge_pb2_grpc.RealtimeBridgeStub(channel)
         self._call = stub.Converse()
         self._out_converter = None
@@ -437,12 +441,8 @@ class CallerSession:
         data = audio.data
         if not data:
             return
-        out_fmt = self._start.output_format
-        if audio.format.encoding and (
-            audio.format.encoding != out_fmt.to_proto().encoding
-            or audio.format.sample_rate_hz != out_fmt.sample_rate_hz
-        ):
-            data = self._convert(audio, out_fmt)
+        if audio.format.encoding and audio.format != self._out_fmt_pb:
+            data = self._convert(audio, self._start.output_format)
             if not data:
                 return
         item = (audio.item_id, audio.content_index)

@@ -143,9 +143,12 @@ def run_recorder(args: argparse.Namespace) -> int:
         except (ConfigurationError, ValueError) as exc:
             return _fail(f"--mongo-uri: {exc}")
     config = RecorderConfig(
-        spool_dir=args.spool_dir, store=store, sink=sink, resume_grace_s=args.resume_grace_s,
+        spool_dir=args.spool_dir,
+        store=store,
+        sink=sink,
+        resume_grace_s=args.resume_grace_s,
         retry_max_s=args.upload_retry_max_s,
-    )  # fmt: skip
+    )
 
     async def main() -> int:
         stop = asyncio.Event()

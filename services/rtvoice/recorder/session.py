@@ -303,17 +303,25 @@ class SessionRecorder:
         return decode(audio.data, fmt), fmt.sample_rate_hz
 
     def _error(self, t_us: int, err: pb.ErrorFrame, source: str) -> None:
+        """Count an error frame, log it as an event, and make an ``rtvoice.error`` span of it."""
         self.counts.errors += 1
-        kind = ERROR_KIND_NAMES.get(err.kind, "unspecified")
-        self._event(
-            t_us, "error", kind=kind, code=err.code, message=err.message, retryable=err.retryable,
-            fatal=err.fatal, source=source,
-        )  # fmt: skip
+        fields: dict[str, Any] = {
+            "kind": ERROR_KIND_NAMES.get(err.kind, "unspecified"),
+            "code": err.code,
+            "message": err.message,
+            "retryable": err.retryable,
+            "fatal": err.fatal,
+        }
+        self._event(t_us, "error", source=source, **fields)
         at_ns = self.start.session.started_unix_ns + t_us * 1000
-        attrs = {"error.kind": kind, "error.code": err.code, "error.message": err.message,
-                 "error.retryable": err.retryable, "error.fatal": err.fatal, "source": source,
-                 "session_ms": t_us / 1000}  # fmt: skip
-        span = {"name": "rtvoice.error", "start_unix_ns": at_ns, "end_unix_ns": at_ns, "attributes": attrs}
+        attrs = {f"error.{k}": v for k, v in fields.items()}
+        attrs.update(source=source, session_ms=t_us / 1000)
+        span: dict[str, Any] = {
+            "name": "rtvoice.error",
+            "start_unix_ns": at_ns,
+            "end_unix_ns": at_ns,
+            "attributes": attrs,
+        }
         if self.book.trace_id:
             self._span(Span(trace_id=self.book.trace_id, **span))
         elif len(self.book.pending_spans) < 100:  # wait for the bridge's trace id

@@ -82,13 +82,15 @@ def sessions_show(source: ArchiveSource, session_id: str, out: TextIO) -> int:
         return 1
     m, transcript = found
     counts = m.get("counts", {})
+    formats = m.get("caller_formats", {})
     status = "complete" if m.get("complete", True) else "INCOMPLETE"
     out.write(
         f"Session {m.get('session_id')}  agent {_agent(m)}  provider {m.get('provider') or '-'}"
         f"  model {m.get('model') or '-'}\n"
         f"Started {m.get('started_at')}  duration {_seconds(m.get('duration_ms'))}"
         f"  end {m.get('end_reason')} ({status})\n"
-        f"Trace {m.get('trace_id') or '-'}  caller formats {m.get('caller_formats')}\n"
+        f"Trace {m.get('trace_id') or '-'}  caller audio in {formats.get('input', '-')}"
+        f" / out {formats.get('output', '-')}\n"
     )
     turns = transcript.get("turns", [])
     out.write(f"\nTranscript ({len(turns)} turns):\n")
@@ -101,10 +103,14 @@ def sessions_show(source: ArchiveSource, session_id: str, out: TextIO) -> int:
     if latency:
         rows = [["RESPONSE", "FIRST AUDIO", "TURN COMPLETE", "STATUS"]]
         rows += [
-            [r.get("response_id") or "-", _ms(r.get("first_audio_ms")), _ms(r.get("turn_complete_ms")),
-             r.get("status") or "-"]
+            [
+                r.get("response_id") or "-",
+                _ms(r.get("first_audio_ms")),
+                _ms(r.get("turn_complete_ms")),
+                r.get("status") or "-",
+            ]
             for r in latency
-        ]  # fmt: skip
+        ]
         out.write("".join(f"  {line}\n" for line in _table(rows)))
     else:
         out.write("  (no responses)\n")

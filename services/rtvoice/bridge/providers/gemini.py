@@ -222,7 +222,8 @@ class GeminiProvider(RealtimeProvider):
     async def _open(self, handle: str | None) -> ClientConnection:
         """A new connection (resuming ``handle`` when given) past ``setupComplete``; typed errors."""
         self.stats.connections += 1
-        setup = build_setup(self.settings, resumption_handle=handle, initial_history=handle is None)
+        replay = handle is None and bool(self._tracker.history.replay())
+        setup = build_setup(self.settings, resumption_handle=handle, initial_history=replay)
         return await open_connection(self.url, self.api_key, setup, self._handle_message)
 
     async def _go_live(self, ws: ClientConnection, *, replay: bool) -> None:
@@ -326,11 +327,12 @@ class GeminiProvider(RealtimeProvider):
                 code, reason = await self._read(self._ws)
                 if self._closing:
                     return
+                # a turn cut by the close (or by the goAway deadline) never gets its turnComplete
+                for frame in self._tracker.connection_lost():
+                    self._emit(frame)
                 why = self._reconnect_why
                 if why is None:
                     outcome = classify_close(code, reason)
-                    for frame in self._tracker.connection_lost():
-                        self._emit(frame)
                     if not outcome.reconnect:
                         self._fail(outcome.error)
                         return

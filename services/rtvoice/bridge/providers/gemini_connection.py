@@ -27,6 +27,8 @@ SETUP_TIMEOUT_S = 15.0
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 60.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: A reconnect waits for the old socket's closing handshake (§B.6: resuming while it is open gets 1011).
+CLOSE_TIMEOUT_S = 2.0
 
 
 async def open_connection(
@@ -49,6 +51,7 @@ async def open_connection(
             ping_interval=PING_INTERVAL_S,
             ping_timeout=PING_TIMEOUT_S,
             max_size=MAX_MESSAGE_BYTES,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
     except InvalidStatus as err:
         body = err.response.body.decode("utf-8", "replace") if err.response.body else ""

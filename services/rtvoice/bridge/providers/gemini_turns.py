@@ -292,14 +292,14 @@ class GeminiTurnTracker:
                 frames.append(self._done("completed", ""))
         return frames
 
-    def _final(self, role: int, item: str | None, text: str, frames: list[pb.ServerFrame]) -> None:
+    def _final(self, role: pb.Role, item: str | None, text: str, frames: list[pb.ServerFrame]) -> None:
         """A final transcript of ``item`` (when there is text), also kept in the replay history."""
         if item is None or not text:
             return
         if self.transcripts:
             frames.append(
                 _frame(transcript=pb.TranscriptFrame(role=role, item_id=item, text=text, final=True))
-            )  # type: ignore[arg-type]
+            )
         self.history.set_text(item, "user" if role == pb.ROLE_USER else "assistant", text)
 
     def _finish_user(self) -> list[pb.ServerFrame]:

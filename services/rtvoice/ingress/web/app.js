@@ -20,6 +20,8 @@ const stats = {
   clears: 0,
   marksSent: 0,
   lastMark: null,
+  itemPlayedMs: {},
+  lastClear: null,
   latenciesMs: [],
   serverLatenciesMs: [],
   errors: [],
@@ -262,6 +264,8 @@ function onPlayerStats(c, s) {
   $("them").classList.toggle("active", s.playing || s.buffered > 0);
   if (!s.item || c.ended) return;
   const playedMs = Math.round((s.itemPlayed * 1000) / c.playCtx.sampleRate);
+  stats.itemPlayedMs[s.item] = Math.max(stats.itemPlayedMs[s.item] || 0, playedMs);
+  if (s.cleared) stats.lastClear = { item_id: s.item, played_ms: playedMs };
   const key = `${s.item}:${playedMs}`;
   if (key !== c.lastMarked) {
     c.lastMarked = key;

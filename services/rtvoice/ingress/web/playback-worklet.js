@@ -5,8 +5,8 @@
 //                                                              takes effect at the next render quantum
 //               {type: "done"}                                 the response is complete: play the tail
 //                                                              without waiting for the prebuffer
-// Messages out: {type: "stats", played, buffered, underruns, item, itemPlayed, playing}
-//               every ~100 ms and right before a clear; `played` counts every sample really rendered,
+// Messages out: {type: "stats", cleared, played, buffered, underruns, item, itemPlayed, playing}
+//               every ~100 ms and right before a clear (cleared: true); `played` counts every sample really rendered,
 //               `itemPlayed` the samples of `item` (for playback.mark).
 // Playback starts once `prebufferSamples` are queued (or the response is done); running dry while the
 // response is still streaming counts an underrun and re-arms the prebuffer.
@@ -36,7 +36,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       this.buffered += msg.samples.length;
       this.done = false;
     } else if (msg.type === "clear") {
-      this.report();
+      this.report(true);
       this.queue = [];
       this.buffered = 0;
       this.playing = false;
@@ -46,9 +46,10 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     }
   }
 
-  report() {
+  report(cleared = false) {
     this.port.postMessage({
       type: "stats",
+      cleared,
       played: this.played,
       buffered: this.buffered,
       underruns: this.underruns,

@@ -1,0 +1,284 @@
+"""Benchmark of the realtime-bridge: latency it adds per frame, and CPU per session-minute.
+
+Setup: the bridge runs as its own process (``rtvoice bridge`` code on uvloop, as deployed) against a minimal
+OpenAI-protocol provider on loopback (this process); N callers stream over real gRPC. Worst-case traffic:
+both directions at once, continuously — the caller sends 20 ms PCM16 16 kHz frames every 20 ms and the
+provider sends 20 ms PCM16 24 kHz ``response.output_audio.delta`` events every 20 ms, so the bridge
+resamples 16→24 kHz up and 24→16 kHz down.
+
+Measured inside the bridge (instrumented in the bridge process, ``time.perf_counter_ns``):
+
+* down: a provider WebSocket message handed to the adapter (before JSON parsing) → the resulting caller
+  ``AudioFrame`` written to the gRPC stream (decode, queue hop, resample, recorder tee, write);
+* up: a caller ``AudioFrame`` handed to the session → its ``input_audio_buffer.append`` written to the
+  provider socket (validate, resample, base64, send).
+
+CPU: user+system CPU seconds of the bridge process during the streaming window, per session-minute.
+
+Run: ``.venv/bin/python bench/bench_bridge.py [--sessions 1 100] [--seconds 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import websockets
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "services"))
+
+from rtvoice.v1 import bridge_pb2_grpc  # noqa: E402
+from rtvoice.v1 import frames_pb2 as pb  # noqa: E402
+
+FRAME_MS = 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------- bridge side
+
+
+def serve_instrumented(args: argparse.Namespace) -> int:
+    """Bridge process: patch timing hooks into the adapter and the session, serve, dump stats on exit."""
+    from rtvoice.bridge import cli
+    from rtvoice.bridge.providers import openai as openai_mod
+    from rtvoice.bridge.providers.openai_events import EventTranslator
+    from rtvoice.bridge.session import BridgeSession
+
+    down: list[int] = []
+    up: list[int] = []
+    last_arrival = [0]
+    orig_parse = openai_mod.parse_event
+
+    def parse_event(raw: str | bytes) -> dict[str, Any]:
+        last_arrival[0] = time.perf_counter_ns()
+        return orig_parse(raw)
+
+    openai_mod.parse_event = parse_event  # type: ignore[assignment]
+    orig_init = EventTranslator.__init__
+
+    def translator_init(self: EventTranslator, *a: Any, **kw: Any) -> None:
+        orig_init(self, *a, **kw)
+        emit = self._emit
+        self.bench_arrivals = deque()  # type: ignore[attr-defined]
+
+        def timed_emit(frame: pb.ServerFrame) -> None:
+            if frame.WhichOneof("frame") == "audio" and frame.audio.data:
+                self.bench_arrivals.append(last_arrival[0])  # type: ignore[attr-defined]
+            emit(frame)
+
+        self._emit = timed_emit
+
+    EventTranslator.__init__ = translator_init  # type: ignore[method-assign]
+    orig_agent = BridgeSession._on_agent_audio
+    orig_caller = BridgeSession._on_caller_audio
+
+    async def on_agent_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
+        t0 = self.provider._translator.bench_arrivals.popleft() if audio.data else 0  # type: ignore[attr-defined]
+        await orig_agent(self, audio)
+        if t0:
+            down.append(time.perf_counter_ns() - t0)
+
+    async def on_caller_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
+        t0 = time.perf_counter_ns()
+        await orig_caller(self, audio)
+        up.append(time.perf_counter_ns() - t0)
+
+    BridgeSession._on_agent_audio = on_agent_audio  # type: ignore[method-assign]
+    BridgeSession._on_caller_audio = on_caller_audio  # type: ignore[method-assign]
+    try:
+        return cli.main(args)
+    finally:
+        Path(args.stats_file).write_text(json.dumps({"down_ns": down, "up_ns": up}))
+
+
+# ---------------------------------------------------------------------------------------------- provider
+
+
+class BenchProvider:
+    """Minimal OpenAI GA peer: session handshake, then 20 ms audio deltas every 20 ms; appends discarded."""
+
+    def __init__(self) -> None:
+        tone = (np.sin(2 * np.pi * 220 * np.arange(24 * FRAME_MS) / 24000) * 6000).astype("<i2").tobytes()
+        self.delta_b64 = base64.b64encode(tone).decode()
+        self.appends = 0
+        self.deltas = 0
+
+    async def handle(self, ws: Any) -> None:
+        session = {"type": "realtime", "id": "sess_bench", "object": "realtime.session"}
+        await ws.send(json.dumps({"type": "session.created", "event_id": "e0", "session": session}))
+        streamer: asyncio.Task[None] | None = None
+        try:
+            async for raw in ws:
+                evt = json.loads(raw)
+                if evt["type"] == "input_audio_buffer.append":
+                    self.appends += 1
+                elif evt["type"] == "session.update" and streamer is None:
+                    await ws.send(json.dumps({"type": "session.updated", "event_id": "e1", "session": session}))
+                    streamer = asyncio.create_task(self.stream(ws))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if streamer is not None:
+                streamer.cancel()
+
+    async def stream(self, ws: Any) -> None:
+        head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"resp_b","item_id":"item_b",'
+        head += '"output_index":0,"content_index":0,"delta":"'
+        text = head + self.delta_b64 + '"}'
+        await ws.send(json.dumps({"type": "response.created", "event_id": "e2", "response": {"id": "resp_b"}}))
+        next_t = time.monotonic()
+        while True:
+            await ws.send(text)
+            self.deltas += 1
+            next_t += FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+
+
+# ---------------------------------------------------------------------------------------------- callers
+
+
+async def caller(target: str, seconds: float, counts: dict[str, int], started: asyncio.Event) -> None:
+    pcm = (np.sin(2 * np.pi * 300 * np.arange(16 * FRAME_MS) / 16000) * 3000).astype("<i2").tobytes()
+    fmt = pb.AudioFormat(encoding=pb.AUDIO_ENCODING_PCM16, sample_rate_hz=16000)
+    start = pb.ClientFrame(start=pb.SessionStart(input_format=fmt, output_format=fmt))
+    outbox: asyncio.Queue[pb.ClientFrame | None] = asyncio.Queue()
+
+    async def requests() -> Any:
+        while (frame := await outbox.get()) is not None:
+            yield frame
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = bridge_pb2_grpc.RealtimeBridgeStub(channel).Converse(requests())
+        await outbox.put(start)
+
+        async def read() -> None:
+            async for frame in call:
+                kind = frame.WhichOneof("frame")
+                counts[kind] = counts.get(kind, 0) + 1
+                if kind == "ready":
+                    started.set()
+
+        reader = asyncio.create_task(read())
+        await started.wait()
+        next_t = time.monotonic()
+        seq = 0
+        while next_t < started_at(started) + seconds:
+            seq += 1
+            await outbox.put(pb.ClientFrame(audio=pb.AudioFrame(data=pcm, format=fmt, sequence=seq)))
+            counts["sent"] = counts.get("sent", 0) + 1
+            next_t += FRAME_MS / 1000
+            await asyncio.sleep(max(0.0, next_t - time.monotonic()))
+        await outbox.put(pb.ClientFrame(end=pb.EndFrame(reason="caller_hangup")))
+        await outbox.put(None)
+        await asyncio.wait_for(reader, 30)
+
+
+def started_at(ev: asyncio.Event) -> float:
+    t: float = ev.t0  # type: ignore[attr-defined]
+    return t
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def pct(values_ns: list[int], q: float) -> float:
+    return float(np.percentile(np.array(values_ns) / 1e6, q)) if values_ns else float("nan")
+
+
+async def run(sessions: int, seconds: float) -> dict[str, Any]:
+    provider = BenchProvider()
+    async with websockets.serve(provider.handle, "127.0.0.1", 0, compression=None) as ws_server:
+        url = f"ws://127.0.0.1:{ws_server.sockets[0].getsockname()[1]}/v1/realtime"
+        with tempfile.TemporaryDirectory() as tmp:
+            agent = Path(tmp) / "agent.yaml"
+            agent.write_text("spec: {provider: openai, modalities: audio, turnDetection: {type: none}}\n")
+            stats = Path(tmp) / "stats.json"
+            env = {**os.environ, "RTVOICE_PROVIDER_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT / "services")}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, os.environ.get("BENCH_BRIDGE_SCRIPT", __file__), "--serve", "--agent-file", str(agent), "--provider-url", url,
+                "--stats-file", str(stats), "--log-level", "WARNING",
+                stdout=asyncio.subprocess.PIPE, env=env,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            line = (await proc.stdout.readline()).decode()
+            port = json.loads(line.split(" ", 1)[1])["port"]
+            target = f"127.0.0.1:{port}"
+            counts: list[dict[str, int]] = [{} for _ in range(sessions)]
+            events = [asyncio.Event() for _ in range(sessions)]
+            t_start = time.monotonic() + 1.0
+            for ev in events:
+                ev.t0 = t_start  # type: ignore[attr-defined]
+            cpu0 = cpu_seconds(proc.pid)
+            wall0 = time.monotonic()
+            await asyncio.gather(*(caller(target, seconds, c, e) for c, e in zip(counts, events, strict=True)))
+            wall = time.monotonic() - wall0
+            cpu = cpu_seconds(proc.pid) - cpu0
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+            data = json.loads(stats.read_text())
+    received = sum(c.get("audio", 0) for c in counts)
+    sent = sum(c.get("sent", 0) for c in counts)
+    return {
+        "sessions": sessions,
+        "wall_s": round(wall, 1),
+        "caller_frames_sent": sent,
+        "appends_at_provider": provider.appends,
+        "provider_deltas": provider.deltas,
+        "caller_audio_frames_received": received,
+        "down_ms": {"p50": pct(data["down_ns"], 50), "p99": pct(data["down_ns"], 99), "n": len(data["down_ns"])},
+        "up_ms": {"p50": pct(data["up_ns"], 50), "p99": pct(data["up_ns"], 99), "n": len(data["up_ns"])},
+        "bridge_cpu_s": round(cpu, 2),
+        "cpu_s_per_session_minute": round(cpu / (sessions * wall / 60), 3),
+    }
+
+
+def main() -> int:
+    if "--serve" in sys.argv:
+        from rtvoice.bridge import cli
+        from rtvoice.core.service import setup_logging
+
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        cli.register(sub)
+        argv = [a for a in sys.argv[1:] if a != "--serve"]
+        i = argv.index("--stats-file")
+        stats_file = argv[i + 1]
+        del argv[i : i + 2]
+        args = parser.parse_args(["bridge", *argv])
+        args.stats_file = stats_file
+        setup_logging("bridge", "WARNING")
+        return serve_instrumented(args)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--seconds", type=float, default=10.0, help="streaming time per run")
+    opts = parser.parse_args()
+    print(f"bridge bench: {os.cpu_count()} CPUs, full-duplex 20 ms frames, {opts.seconds:g} s per run")
+    for n in opts.sessions:
+        r = asyncio.run(run(n, opts.seconds))
+        print(
+            f"{n:4d} session(s): down (provider delta -> caller frame) p50 {r['down_ms']['p50']:.3f} ms "
+            f"p99 {r['down_ms']['p99']:.3f} ms [n={r['down_ms']['n']}]; up (caller frame -> append) "
+            f"p50 {r['up_ms']['p50']:.3f} ms p99 {r['up_ms']['p99']:.3f} ms [n={r['up_ms']['n']}]; "
+            f"bridge CPU {r['bridge_cpu_s']} s = {r['cpu_s_per_session_minute']} CPU-s per session-minute"
+        )
+        print("      " + json.dumps({k: v for k, v in r.items() if not k.endswith("_ms")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
