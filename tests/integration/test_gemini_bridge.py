@@ -274,7 +274,7 @@ async def test_cancelled_tool_call_is_withdrawn() -> None:
 
 async def test_go_away_mid_call_is_invisible_to_the_caller() -> None:
     script = [
-        FakeTurn("the first answer", "first question", go_away_ms=3000),
+        FakeTurn("the first answer", "first question", go_away_ms=20000),
         FakeTurn("the second answer", "second"),
     ]
     async with gemini_call(script) as gc:

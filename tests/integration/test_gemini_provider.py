@@ -193,7 +193,7 @@ async def test_tool_call_and_cancelled_tool_call(closing: list[Call]) -> None:
 
 async def test_go_away_mid_call_resumes_without_losing_audio(closing: list[Call]) -> None:
     script = [
-        FakeTurn("the first answer is forty two", "first question", go_away_ms=3000),
+        FakeTurn("the first answer is forty two", "first question", go_away_ms=20000),
         FakeTurn("the second answer is seven", "second question"),
     ]
     async with FakeGeminiServer(script) as fake:
@@ -269,7 +269,7 @@ async def test_without_handle_history_is_replayed_as_text(closing: list[Call]) -
 async def test_steer_reconnects_with_new_voice_after_the_turn(closing: list[Call]) -> None:
     reply = "this answer is long enough to steer while it plays"
     async with FakeGeminiServer(
-        [FakeTurn(reply, "hi"), FakeTurn("second", "again")], realtime_factor=3.0
+        [FakeTurn(reply, "hi"), FakeTurn("second", "again")], realtime_factor=1.5
     ) as fake:
         call = await open_call(fake)
         closing.append(call)

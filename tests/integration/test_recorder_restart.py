@@ -20,19 +20,21 @@ FRAME = 320  # 20 ms at 16 kHz
 
 
 class Feeder:
-    """Feeds the link a known caller signal, slightly faster than real time (the cursor stays ahead of
-    the session clock, so placement is continuous by design and any gap or duplicate shows)."""
+    """Feeds the link a known caller signal ahead of real time: a 500 ms burst, then 20 ms frames every
+    12 ms. The placement cursor stays ahead of the session clock, so the caller channel must be exactly
+    continuous, and any gap or duplicate shows (a loop stall shorter than the lead changes nothing)."""
 
     def __init__(self, link: RecorderLink) -> None:
         self.link = link
         self.pos = 0
 
     async def feed(self, frames: int) -> None:
-        for _ in range(frames):
+        for i in range(frames):
             data = saw(self.pos, FRAME).tobytes()
             self.link.record_client(pb.ClientFrame(audio=pb.AudioFrame(data=data)))
             self.pos += FRAME
-            await asyncio.sleep(0.012)
+            if self.pos > 25 * FRAME or i == frames - 1:
+                await asyncio.sleep(0.012)
 
     async def until(self, frames: int) -> None:
         while self.pos < frames * FRAME:  # noqa: ASYNC110 - polls a counter another task advances

@@ -24,8 +24,9 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -102,7 +103,7 @@ class FakeBridge(bridge_pb2_grpc.RealtimeBridgeServicer):
         ready_delay_s: float = 0.0,
         refuse: pb.ErrorFrame | None = None,
         speech_rms: float = 500.0,
-        script: Callable[[FakeBridgeSession], Awaitable[None]] | None = None,
+        script: Callable[[FakeBridgeSession], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.auto_reply = auto_reply
         self.reply_ms = reply_ms

@@ -127,3 +127,27 @@ def test_speech_end_sample() -> None:
     assert speech_end_sample(x, 16000) == 9001
     x[9000] = 0
     assert speech_end_sample(x, 16000) == 7000
+
+
+def test_session_guard_rate_errors_and_deadlines() -> None:
+    from rtvoice.core.audio import PCM16_16K
+    from rtvoice.core.errors import RealtimeAudioFormatError, RealtimeLimitError
+    from rtvoice.ingress.limits import SessionGuard
+
+    g = SessionGuard(
+        Limits(max_frames_per_s=2, idle_timeout_s=5, max_session_s=60, max_frame_bytes=640), now=0.0
+    )
+    assert g.admit(0.0) == (True, None) and g.admit(0.0) == (True, None)
+    allowed, err = g.admit(0.1)
+    assert not allowed and err is not None and err.code == "rate_limited" and err.retryable
+    assert g.admit(0.2) == (False, None) and g.rate_dropped == 2  # one error per second
+    assert g.expired(4.0) is None
+    reason, fatal = g.expired(5.3) or ("", None)
+    assert reason == "idle_timeout" and fatal is not None and fatal.fatal and fatal.kind == 5
+    g.admit(59.0)
+    assert (g.expired(60.0) or ("",))[0] == "max_duration"
+    with pytest.raises(RealtimeAudioFormatError, match="640-byte limit"):
+        g.check_audio(b"\0" * 642, PCM16_16K)
+    g.check_audio(b"\0" * 640, PCM16_16K)
+    with pytest.raises(RealtimeLimitError):
+        SessionGuard(Limits(max_text_bytes=3)).check_text("éé")

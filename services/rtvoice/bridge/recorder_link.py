@@ -263,6 +263,7 @@ class RecorderLink:
                 self._durable_seq = ack.durable_seq
                 while self._unacked and self._unacked[0].seq <= ack.durable_seq:
                     self._unacked.popleft()
+                self._wake.set()  # room in the un-acked window: the sender may go on
             if ack.finalized:
                 self._archive_uri = ack.archive_uri or None
                 self._finalized.set()

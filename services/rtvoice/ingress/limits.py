@@ -13,6 +13,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rtvoice.core.audio import AudioFormat, validate_frame
+from rtvoice.core.errors import (
+    RealtimeAudioFormatError,
+    RealtimeError,
+    RealtimeLimitError,
+    RealtimeReadTimeout,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -158,3 +166,71 @@ class OutboundQueue:
         elif isinstance(item, str):
             self._events -= 1
         return item
+
+
+class SessionGuard:
+    """Applies :class:`Limits` to one session's inbound messages and deadlines (``time.monotonic()`` s).
+
+    - :meth:`admit` — rate limit; returns ``(allowed, error)`` where ``error`` (``limit``/``rate_limited``,
+      retryable) is given at most once per second, counting the messages dropped so far;
+    - :meth:`check_audio` / :meth:`check_text` — raise ``audio_format``/``frame_too_large`` (and the other
+      ``validate_frame`` codes) or ``limit``/``message_too_large``;
+    - :meth:`expired` — ``(reason, fatal error)`` once the session is too long (``max_duration``) or idle
+      (``idle_timeout``), else ``None``.
+    """
+
+    def __init__(self, limits: Limits, now: float | None = None) -> None:
+        self.limits = limits
+        self.started = time.monotonic() if now is None else now
+        self.last_inbound = self.started
+        self.rate_dropped = 0
+        self._rate = RateLimiter(limits.max_frames_per_s)
+        self._rate_error_at = float("-inf")
+
+    def admit(self, now: float) -> tuple[bool, RealtimeError | None]:
+        self.last_inbound = now
+        if self._rate.allow(now):
+            return True, None
+        self.rate_dropped += 1
+        if now - self._rate_error_at < 1.0:
+            return False, None
+        self._rate_error_at = now
+        return False, RealtimeLimitError(
+            f"more than {self.limits.max_frames_per_s:g} messages/s; "
+            f"{self.rate_dropped} message(s) dropped so far",
+            code="rate_limited",
+            retryable=True,
+        )
+
+    def check_audio(self, data: bytes, fmt: AudioFormat) -> None:
+        limit = self.limits.max_frame_bytes
+        if len(data) > limit:
+            raise RealtimeAudioFormatError(
+                f"audio message of {len(data)} bytes exceeds the {limit}-byte limit "
+                f"({fmt.duration_ms(limit):.0f} ms of {fmt.name}); send 20-100 ms per message",
+                code="frame_too_large",
+            )
+        validate_frame(data, fmt, max_ms=fmt.duration_ms(limit) + 1.0)
+
+    def check_text(self, text: str) -> None:
+        nbytes = len(text.encode("utf-8", "surrogatepass"))
+        if nbytes > self.limits.max_text_bytes:
+            raise RealtimeLimitError(
+                f"text message of {nbytes} bytes exceeds the {self.limits.max_text_bytes}-byte limit",
+                code="message_too_large",
+            )
+
+    def expired(self, now: float) -> tuple[str, RealtimeError] | None:
+        if now - self.started >= self.limits.max_session_s:
+            return "max_duration", RealtimeLimitError(
+                f"the session reached its maximum length of {self.limits.max_session_s:g} s",
+                code="max_session_duration",
+                fatal=True,
+            )
+        if now - self.last_inbound >= self.limits.idle_timeout_s:
+            return "idle_timeout", RealtimeReadTimeout(
+                f"nothing received from the caller for {self.limits.idle_timeout_s:g} s",
+                code="idle_timeout",
+                fatal=True,
+            )
+        return None

@@ -22,16 +22,15 @@ import grpc.aio
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from rtvoice.core.audio import AudioConverter, AudioFormat, validate_frame
 from rtvoice.core.errors import (
     RealtimeError,
     RealtimeLimitError,
     RealtimeProtocolError,
-    RealtimeReadTimeout,
     RealtimeUnavailableError,
 )
 from rtvoice.ingress import protocol as proto
-from rtvoice.ingress.limits import Close, Limits, OutboundOverflow, OutboundQueue, RateLimiter
+from rtvoice.ingress.limits import Close, Limits, OutboundOverflow, OutboundQueue, SessionGuard
+from rtvoice.ingress.relay import AgentRelay
 from rtvoice.ingress.routing import AgentRef, BridgeRouter
 from rtvoice.v1 import bridge_pb2_grpc
 from rtvoice.v1 import frames_pb2 as pb
@@ -51,12 +50,11 @@ REASON_DISCONNECTED = "caller_disconnected"
 REASON_BRIDGE_LOST = "bridge_lost"
 REASON_UNREACHABLE = "agent_unreachable"
 REASON_SHUTDOWN = "ingress_shutdown"
-REASON_MAX_DURATION = "max_duration"
-REASON_IDLE = "idle_timeout"
 REASON_SLOW_CONSUMER = "slow_consumer"
 
 BRIDGE_END_WAIT_S = 3.0
 WRITER_FLUSH_S = 2.0
+BRIDGE_SETTLE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -87,10 +85,7 @@ class CallerSession:
         self.started_monotonic = time.monotonic()
         self.end_reason = ""
         self.out = OutboundQueue(self.limits.max_outbound_audio_ms, self.limits.max_outbound_events)
-        self._rate = RateLimiter(self.limits.max_frames_per_s)
-        self._rate_dropped = 0
-        self._rate_error_at = 0.0
-        self._last_inbound = time.monotonic()
+        self.guard = SessionGuard(self.limits, self.started_monotonic)
         self._finished = asyncio.Event()
         self._close_code = CLOSE_NORMAL
         self._notify_bridge = True
@@ -100,14 +95,8 @@ class CallerSession:
         self._write_lock = asyncio.Lock()
         self._in_seq = 0
         self._bridge_task: asyncio.Task[None] | None = None
-        self._out_converter: AudioConverter | None = None
         self._in_fmt_pb = pb.AudioFormat()
-        self._out_fmt_pb = pb.AudioFormat()
-        # Agent audio bookkeeping for audio.started / latency.
-        self._current_item: tuple[str, int] | None = None
-        self._response_id = ""
-        self._turn_end_at: float | None = None
-        self._response_latency_ms: float | None = None
+        self._relay: AgentRelay | None = None
 
     # ------------------------------------------------------------------------------------------------ run
 
@@ -133,6 +122,7 @@ class CallerSession:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(self._close_code, self.end_reason), WRITER_FLUSH_S)
             await _reap(reader, ticker, writer)
+            await self._settle_call()
             if self._address is not None:
                 await self.router.release(self._address)
             log.info(
@@ -184,9 +174,10 @@ class CallerSession:
     async def _read_loop(self) -> None:
         try:
             async for message in self.ws:
-                self._last_inbound = time.monotonic()
-                if not self._rate.allow(self._last_inbound):
-                    self._rate_limited()
+                allowed, rate_error = self.guard.admit(time.monotonic())
+                if rate_error is not None:
+                    self._send_event(proto.error_event(rate_error))
+                if not allowed:
                     continue
                 try:
                     if isinstance(message, bytes):
@@ -204,31 +195,12 @@ class CallerSession:
             pass
         self.finish(REASON_DISCONNECTED, notify_bridge=True)
 
-    def _rate_limited(self) -> None:
-        self._rate_dropped += 1
-        now = time.monotonic()
-        if now - self._rate_error_at >= 1.0:
-            self._rate_error_at = now
-            self._send_event(
-                proto.error_event(
-                    RealtimeLimitError(
-                        f"more than {self.limits.max_frames_per_s:g} messages/s; "
-                        f"{self._rate_dropped} message(s) dropped so far",
-                        code="rate_limited",
-                        retryable=True,
-                    )
-                )
-            )
-
     async def _on_audio(self, data: bytes) -> None:
         if self._start is None:
             raise RealtimeProtocolError(
                 "audio received before session.start; send session.start first", code="audio_before_start"
             )
-        if len(data) > self.limits.max_frame_bytes:
-            raise _frame_too_large(len(data), self.limits.max_frame_bytes, self._start.input_format)
-        fmt = self._start.input_format
-        validate_frame(data, fmt, max_ms=fmt.duration_ms(self.limits.max_frame_bytes) + 1.0)
+        self.guard.check_audio(data, self._start.input_format)
         self._in_seq += 1
         frame = pb.AudioFrame(
             data=data,
@@ -239,12 +211,7 @@ class CallerSession:
         await self._to_bridge(pb.ClientFrame(audio=frame))
 
     async def _on_text(self, text: str) -> None:
-        nbytes = len(text.encode("utf-8", "surrogatepass"))
-        if nbytes > self.limits.max_text_bytes:
-            raise RealtimeLimitError(
-                f"text message of {nbytes} bytes exceeds the {self.limits.max_text_bytes}-byte limit",
-                code="message_too_large",
-            )
+        self.guard.check_text(text)
         event = proto.parse_client_event(text)
         if event.start is not None:
             if self._start is not None:
@@ -258,8 +225,8 @@ class CallerSession:
             raise RealtimeProtocolError(
                 f"{event.type} received before session.start; send session.start first", code="not_started"
             )
-        if event.type in ("text", "turn.end"):
-            self._turn_end_at = time.monotonic()
+        if event.type in ("text", "turn.end") and self._relay is not None:
+            self._relay.turn_ended()
         assert event.frame is not None
         await self._to_bridge(event.frame)
 
@@ -273,10 +240,9 @@ class CallerSession:
             return
         self._start = start
         self._in_fmt_pb = start.input_format.to_proto()
-        self._out_fmt_pb = start.output_format.to_proto()
+        self._relay = AgentRelay(self.out, start.output_format, self._send_event)
         stub = bridge_pb2_grpc.RealtimeBridgeStub(channel)
         self._call = stub.Converse()
-        self._out_converter = None
         self.out.bytes_per_ms = start.output_format.bytes_per_ms
         metadata = dict(self.options.metadata)
         metadata.update({f"client.{k}": v for k, v in start.metadata.items()})
@@ -332,7 +298,8 @@ class CallerSession:
             if kind == "end":
                 self.finish(frame.end.reason or "bridge_refused", notify_bridge=False)
                 return None
-            self._relay(frame)
+            assert self._relay is not None
+            self._relay.relay(frame)
 
     async def _bridge_loop(self) -> None:
         assert self._call is not None
@@ -348,7 +315,8 @@ class CallerSession:
                 if frame.WhichOneof("frame") == "end":
                     self.finish(frame.end.reason or "bridge_ended", notify_bridge=False)
                     return
-                self._relay(frame)
+                assert self._relay is not None
+            self._relay.relay(frame)
         except grpc.aio.AioRpcError as err:
             if not self._finished.is_set():
                 self._bridge_failed(_rpc_message(err, self.agent))
@@ -387,6 +355,9 @@ class CallerSession:
             with contextlib.suppress(Exception):
                 async with self._write_lock:
                     await asyncio.wait_for(call.write(pb.ClientFrame(end=pb.EndFrame(reason=reason))), 1.0)
+        if not call.done():
+            with contextlib.suppress(Exception):
+                async with self._write_lock:
                     await asyncio.wait_for(call.done_writing(), 1.0)
         if self._bridge_task is not None and not self._bridge_task.done():
             try:
@@ -394,6 +365,16 @@ class CallerSession:
             except TimeoutError:
                 self._bridge_task.cancel()
             await _reap(self._bridge_task)
+
+    async def _settle_call(self) -> None:
+        """Let the bridge finish its side (it archives the session before its handler returns): wait for the
+        RPC status up to ``BRIDGE_SETTLE_S`` before cancelling — cancelling at once would cut that short."""
+        call = self._call
+        if call is None:
+            return
+        if not call.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(call.code(), BRIDGE_SETTLE_S)
         call.cancel()
 
     # ------------------------------------------------------------------------------------------ caller out
@@ -410,70 +391,6 @@ class CallerSession:
                     close_code=CLOSE_POLICY,
                 )
 
-    def _relay(self, frame: pb.ServerFrame) -> None:
-        """One bridge frame → caller events / audio (raises ``OutboundOverflow``)."""
-        kind = frame.WhichOneof("frame")
-        if kind == "audio":
-            self._relay_audio(frame.audio)
-            return
-        if kind == "error":
-            self._send_event(proto.error_event(frame.error))
-            return
-        if kind == "response_started":
-            self._response_id = frame.response_started.response_id
-            self._response_latency_ms = None
-        elif kind == "response_done":
-            self._send_event(proto.response_done_event(frame.response_done, self._response_latency_ms))
-            self._current_item = None
-            self._turn_end_at = None
-            return
-        elif kind == "speech_stopped":
-            self._turn_end_at = time.monotonic()
-        elif kind == "clear_audio":
-            self.out.drop_audio()
-            self._current_item = None
-        event = proto.event_from_server_frame(frame)
-        if event is not None:
-            self._send_event(event)
-
-    def _relay_audio(self, audio: pb.AudioFrame) -> None:
-        assert self._start is not None
-        data = audio.data
-        if not data:
-            return
-        if audio.format.encoding and audio.format != self._out_fmt_pb:
-            data = self._convert(audio, self._start.output_format)
-            if not data:
-                return
-        item = (audio.item_id, audio.content_index)
-        if item != self._current_item:
-            self._current_item = item
-            latency_ms = None
-            if self._turn_end_at is not None and self._response_latency_ms is None:
-                latency_ms = (time.monotonic() - self._turn_end_at) * 1000.0
-                self._response_latency_ms = latency_ms
-            self._send_event(
-                proto.audio_started_event(audio.item_id, audio.content_index, self._response_id, latency_ms)
-            )
-        self.out.put_audio(data)
-
-    def _convert(self, audio: pb.AudioFrame, out_fmt: AudioFormat) -> bytes:
-        """Defensive: the bridge should already send the caller's output format; convert if it did not."""
-        try:
-            src = AudioFormat.from_proto(audio.format)
-        except RealtimeError as err:
-            self._send_event(proto.error_event(err))
-            return b""
-        if self._out_converter is None or self._out_converter.src != src:
-            log.warning(
-                "session %s: bridge sent %s audio, caller wants %s; converting",
-                self.session_id,
-                src.name,
-                out_fmt.name,
-            )
-            self._out_converter = AudioConverter(src, out_fmt)
-        return self._out_converter.convert(audio.data)
-
     async def _write_loop(self) -> None:
         try:
             while True:
@@ -488,35 +405,9 @@ class CallerSession:
         step = max(0.05, min(1.0, self.limits.idle_timeout_s / 4, self.limits.max_session_s / 4))
         while not self._finished.is_set():
             await asyncio.sleep(step)
-            now = time.monotonic()
-            if now - self.started_monotonic >= self.limits.max_session_s:
-                self.finish(
-                    REASON_MAX_DURATION,
-                    RealtimeLimitError(
-                        f"the session reached its maximum length of {self.limits.max_session_s:g} s",
-                        code="max_session_duration",
-                        fatal=True,
-                    ),
-                )
-            elif now - self._last_inbound >= self.limits.idle_timeout_s:
-                self.finish(
-                    REASON_IDLE,
-                    RealtimeReadTimeout(
-                        f"nothing received from the caller for {self.limits.idle_timeout_s:g} s",
-                        code="idle_timeout",
-                        fatal=True,
-                    ),
-                )
-
-
-def _frame_too_large(nbytes: int, limit: int, fmt: AudioFormat) -> RealtimeError:
-    from rtvoice.core.errors import RealtimeAudioFormatError
-
-    return RealtimeAudioFormatError(
-        f"audio message of {nbytes} bytes exceeds the {limit}-byte limit "
-        f"({fmt.duration_ms(limit):.0f} ms of {fmt.name}); send 20-100 ms per message",
-        code="frame_too_large",
-    )
+            expired = self.guard.expired(time.monotonic())
+            if expired is not None:
+                self.finish(expired[0], expired[1])
 
 
 async def _read(call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame]) -> pb.ServerFrame | None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
         self._live: dict[str, _Live] = {}
         self._finished: OrderedDict[str, str] = OrderedDict()
         self._uploads: dict[str, asyncio.Task[None]] = {}
+        self._first_attempt: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -182,9 +184,10 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
             await context.write(rpb.RecordAck(durable_seq=rec.durable_seq))
             live.finalizing = self._spawn(self._finalize(live))
             uri = await asyncio.shield(live.finalizing)
-            upload = self._uploads.get(rec.session_id)
-            if upload is not None and self.config.upload_wait_s > 0:  # usually done at once: ack after it
-                await asyncio.wait([upload], timeout=self.config.upload_wait_s)
+            tried = self._first_attempt.get(rec.session_id)
+            if tried is not None and self.config.upload_wait_s > 0:  # usually stored at once: ack after it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tried.wait(), self.config.upload_wait_s)
             await context.write(rpb.RecordAck(durable_seq=rec.durable_seq, finalized=True, archive_uri=uri))
         except BaseException:  # cancelled (caller gone, takeover, shutdown) or the ack write failed
             reader.cancel()
@@ -291,6 +294,7 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
 
     def _submit_upload(self, spool: SessionSpool) -> None:
         if spool.session_id not in self._uploads:
+            self._first_attempt[spool.session_id] = asyncio.Event()
             self._uploads[spool.session_id] = self._spawn(self._upload(spool))
 
     async def _upload(self, spool: SessionSpool) -> None:
@@ -303,12 +307,15 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
                     break
                 except StoreError as exc:
                     log.warning("session %s: %s; retrying in %.1f s", rec.session_id, exc, delay)
+                finally:
+                    self._first_attempt[spool.session_id].set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.retry_max_s)
             await asyncio.to_thread(shutil.rmtree, spool.dir)
             log.info("session %s stored at %s", rec.session_id, uri)
         finally:
             self._uploads.pop(spool.session_id, None)
+            self._first_attempt.pop(spool.session_id, None)
 
 
 class RecorderServer:
@@ -327,10 +334,13 @@ class RecorderServer:
 
         Raises ``OSError`` when the address cannot be bound.
         """
+        if self.requested_port:
+            _check_free(self.host, self.requested_port)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
+                ("grpc.so_reuseport", 0),  # a second recorder on the same port must fail, not share it
             ]
         )
         recorder_pb2_grpc.add_RecorderServicer_to_server(self.service, server)
@@ -352,3 +362,14 @@ class RecorderServer:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.service.shutdown()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Raise ``OSError`` with a clear message when ``host:port`` is taken (before gRPC logs its own)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

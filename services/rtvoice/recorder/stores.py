@@ -64,23 +64,35 @@ class LocalStore:
         return (self.root / rec.session_id).as_uri()
 
     def put(self, folder: Path, rec: ArchiveRecord) -> str:
+        """Move (same file system) or copy ``folder`` to ``<root>/<session id>``; idempotent after a crash."""
         dest = self.root / rec.session_id
         tmp = self.root / f".incoming-{rec.session_id}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            shutil.copytree(folder, tmp)
-            for f in rec.files:
-                size = (tmp / f["name"]).stat().st_size
-                if size != f["size"]:
-                    raise StoreError(f"{f['name']}: copied {size} bytes, expected {f['size']}")
-            if dest.exists():  # an earlier attempt finished but its spool copy was not yet removed
+            if folder.exists():
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                try:
+                    folder.rename(tmp)  # instant on the same file system
+                except OSError:
+                    shutil.copytree(folder, tmp)
+            elif not tmp.exists():  # moved into place by an attempt that crashed before cleaning up
+                self._verify(dest, rec)
+                return dest.as_uri()
+            self._verify(tmp, rec)
+            if dest.exists():
                 shutil.rmtree(dest)
             tmp.rename(dest)
         except OSError as exc:
             raise StoreError(f"cannot write {dest}: {exc}") from exc
         return dest.as_uri()
+
+    @staticmethod
+    def _verify(where: Path, rec: ArchiveRecord) -> None:
+        for f in rec.files:
+            size = (where / f["name"]).stat().st_size
+            if size != f["size"]:
+                raise StoreError(f"{where / f['name']}: {size} bytes, expected {f['size']}")
 
 
 class S3Store:
