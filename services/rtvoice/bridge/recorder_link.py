@@ -95,6 +95,7 @@ class RecorderLink:
 
     @property
     def enabled(self) -> bool:
+        """False when recording is off (``target`` None)."""
         return self._target is not None
 
     def open(self) -> None:
@@ -140,20 +141,25 @@ class RecorderLink:
         self._wake.set()
         if self._task is None:
             self.open()
+        finalized = asyncio.get_running_loop().create_task(self._finalized.wait())
+        assert self._task is not None
         try:
-            await asyncio.wait_for(self._finalized.wait(), timeout_s)
-        except TimeoutError:
-            log.warning(
-                "recorder did not finalize session %s within %.1f s (%d frames un-acked)",
-                self._start.session.session_id,
-                timeout_s,
-                len(self._unacked) + len(self._frames) + len(self._spans),
+            # Ends early when the sender gave up (reconnect=False and the stream broke).
+            await asyncio.wait(
+                [finalized, self._task], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
             )
+            if not self._finalized.is_set():
+                log.warning(
+                    "recorder did not finalize session %s within %.1f s (%d frames not durable)",
+                    self._start.session.session_id,
+                    timeout_s,
+                    len(self._unacked) + len(self._frames) + len(self._spans),
+                )
         finally:
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+            finalized.cancel()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         return self._archive_uri
 
     # ------------------------------------------------------------------------------ queueing

@@ -37,9 +37,16 @@ class ArchiveSource(Protocol):
 
     description: str
 
-    def manifests(self) -> list[dict[str, Any]]: ...
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every archived session's manifest. Raises :class:`ArchiveReadError`."""
+        ...
 
-    def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
+    def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(manifest, transcript) of the session with this id or unique id prefix; None when unknown.
+
+        Raises :class:`ArchiveReadError` or :class:`AmbiguousSessionId`.
+        """
+        ...
 
 
 def _pick(session_id: str, names: list[str]) -> str | None:
@@ -66,6 +73,7 @@ class LocalArchive:
         )
 
     def manifests(self) -> list[dict[str, Any]]:
+        """Every ``<root>/*/manifest.json`` (unreadable ones are skipped with a warning)."""
         out = []
         for sid in self._ids():
             try:
@@ -75,6 +83,7 @@ class LocalArchive:
         return out
 
     def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(manifest, transcript) of one session folder; see :class:`ArchiveSource`."""
         sid = _pick(session_id, self._ids())
         if sid is None:
             return None
@@ -117,9 +126,11 @@ class S3Archive:
             raise ArchiveReadError(f"cannot read s3://{self.options.bucket}/{key}: {exc}") from exc
 
     def manifests(self) -> list[dict[str, Any]]:
+        """Every ``manifest.json`` object under the prefix."""
         return [self._get_json(key) for key in self._manifest_keys().values()]
 
     def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(manifest, transcript) of one session's objects; see :class:`ArchiveSource`."""
         keys = self._manifest_keys()
         sid = _pick(session_id, sorted(keys))
         if sid is None:

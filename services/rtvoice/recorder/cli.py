@@ -151,6 +151,7 @@ def run_recorder(args: argparse.Namespace) -> int:
     )
 
     async def main() -> int:
+        """Serve until a stop signal, then stop gracefully (open streams get 2 s)."""
         stop = asyncio.Event()
         install_stop_signals(stop)
         server = RecorderServer(config, args.host, args.port)

@@ -66,6 +66,7 @@ class S3Options:
         return "/".join(p for p in parts if p)
 
     def uri(self, key: str) -> str:
+        """``s3://<bucket>/<key>``."""
         return f"s3://{self.bucket}/{key}"
 
 

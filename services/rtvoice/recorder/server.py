@@ -132,6 +132,7 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
 
     @property
     def pending_uploads(self) -> list[str]:
+        """Session ids whose archives wait for the store."""
         return sorted(self._uploads)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -282,7 +283,11 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
         rec = live.rec
         assert rec is not None
         broken = not rec.ended
-        record = await asyncio.to_thread(finalize, rec, broken=broken)
+        try:
+            record = await asyncio.to_thread(finalize, rec, broken=broken)
+        except Exception:
+            log.exception("session %s: finalize failed; the spool stays for the next start", rec.session_id)
+            raise
         uri = self.store.uri_for(ArchiveRecord.from_dict(record))
         self._live.pop(rec.session_id, None)
         self._finished[rec.session_id] = uri

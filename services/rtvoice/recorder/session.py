@@ -162,6 +162,7 @@ class SessionRecorder:
 
     @property
     def ended(self) -> bool:
+        """True once the EndFrame was applied."""
         return self.book.end_t_us >= 0
 
     def release(self) -> None:

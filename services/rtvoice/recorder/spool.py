@@ -73,11 +73,13 @@ class JsonLog:
         self.size = size
 
     def append(self, obj: dict[str, Any]) -> None:
+        """Append one object as a JSON line (written through to the OS at once)."""
         line = (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         self._f.write(line)
         self.size += len(line)
 
     def close(self) -> None:
+        """Close the file."""
         self._f.close()
 
 
@@ -97,35 +99,44 @@ class SessionSpool:
         self.dir = root / session_id
 
     def path(self, name: str) -> Path:
+        """The path of one spool file (``state.json``, ``caller.pcm``, ...)."""
         return self.dir / name
 
     @property
     def archive_dir(self) -> Path:
+        """The folder finalize writes the archive into."""
         return self.dir / ARCHIVE
 
     def exists(self) -> bool:
+        """True when the session has a checkpoint (it was started here)."""
         return self.path(STATE).exists()
 
     def is_finalized(self) -> bool:
+        """True when the archive is complete and waits for upload."""
         return self.path(FINALIZED).exists()
 
     def create(self, start: rpb.RecordStart) -> None:
+        """Create the directory and store the session's RecordStart."""
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path(START + ".tmp")
         tmp.write_bytes(start.SerializeToString())
         os.replace(tmp, self.path(START))
 
     def load_start(self) -> rpb.RecordStart:
+        """The RecordStart stored by :meth:`create`."""
         return rpb.RecordStart.FromString(self.path(START).read_bytes())
 
     def load_state(self) -> dict[str, Any]:
+        """The last checkpoint (see ``SessionRecorder.checkpoint``)."""
         data: dict[str, Any] = json.loads(self.path(STATE).read_text(encoding="utf-8"))
         return data
 
     def save_state(self, state: dict[str, Any]) -> None:
+        """Replace the checkpoint atomically."""
         write_json_atomic(self.path(STATE), state)
 
     def load_finalized(self) -> dict[str, Any]:
+        """The finalized record (session id, agent, start time, files with sha256)."""
         data: dict[str, Any] = json.loads(self.path(FINALIZED).read_text(encoding="utf-8"))
         return data
 

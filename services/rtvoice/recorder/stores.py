@@ -39,6 +39,7 @@ class ArchiveRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArchiveRecord:
+        """From the ``finalized.json`` document."""
         return cls(d["session_id"], d["agent"], d["started_unix_ns"], d["files"])
 
 
@@ -61,6 +62,7 @@ class LocalStore:
         self.root = root.resolve()
 
     def uri_for(self, rec: ArchiveRecord) -> str:
+        """``file:///<root>/<session id>``."""
         return (self.root / rec.session_id).as_uri()
 
     def put(self, folder: Path, rec: ArchiveRecord) -> str:
@@ -107,12 +109,14 @@ class S3Store:
         self.client = options.client()
 
     def uri_for(self, rec: ArchiveRecord) -> str:
+        """``s3://<bucket>/<prefix>/<agent>/<yyyy>/<mm>/<dd>/<session id>/``."""
         return self.options.uri(self._folder(rec) + "/")
 
     def _folder(self, rec: ArchiveRecord) -> str:
         return self.options.folder_key(rec.agent, rec.started_unix_ns, rec.session_id)
 
     def put(self, folder: Path, rec: ArchiveRecord) -> str:
+        """Upload every file (skipping ones already confirmed), manifest last; verify each by stat."""
         opts = self.options
         base = self._folder(rec)
         files = sorted(rec.files, key=lambda f: f["name"] == MANIFEST)

@@ -78,11 +78,13 @@ class Track:
 
     @property
     def cursor(self) -> int:
+        """Position right after the last audio fed (samples at 16000 Hz, including resampler-held ones)."""
         s = self.state
         return s.seg_start + s.seg_in * ARCHIVE_RATE_HZ // s.seg_in_rate
 
     @property
     def extent(self) -> int:
+        """Length of the spool file in samples."""
         return self.state.extent
 
     def place_played(self, t_us: int, samples: npt.NDArray[np.int16], in_rate_hz: int) -> int:
@@ -123,6 +125,7 @@ class Track:
         self._end_segment()
 
     def close(self) -> None:
+        """Close the spool file (idempotent)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -33,6 +33,7 @@ class Turn:
     _deltas: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The turn as stored in ``transcript.json``: final text if any, else the joined deltas."""
         text = self.text if self.final else "".join(self._deltas)
         out: dict[str, Any] = {
             "role": self.role,
@@ -59,6 +60,8 @@ class Latency:
     status: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The latency entry as stored in ``manifest.json`` (ms rounded to 0.1)."""
+
         def r(v: float | None) -> float | None:
             return round(v, 1) if v is not None else None
 
@@ -95,6 +98,7 @@ class TurnBuilder:
         return turn
 
     def feed(self, ev: dict[str, Any]) -> None:
+        """Apply one event of ``events.jsonl`` (unknown types are ignored)."""
         t: float = ev["t_ms"]
         handler = getattr(self, "_on_" + ev["type"], None)
         if handler is not None:
