@@ -9,7 +9,8 @@ resamples 16→24 kHz up and 24→16 kHz down.
 Measured inside the bridge (instrumented in the bridge process, ``time.perf_counter_ns``):
 
 * down: a provider WebSocket message handed to the adapter (before JSON parsing) → the resulting caller
-  ``AudioFrame`` written to the gRPC stream (decode, queue hop, resample, recorder tee, write);
+  ``AudioFrame`` written to the gRPC stream (decode, queue hops, resample, writer queue, recorder tee,
+  write completed);
 * up: a caller ``AudioFrame`` handed to the session → its ``input_audio_buffer.append`` written to the
   provider socket (validate, resample, base64, send).
 
@@ -57,8 +58,8 @@ def serve_instrumented(args: argparse.Namespace) -> int:
     from rtvoice.bridge.providers.openai_events import EventTranslator
     from rtvoice.bridge.session import BridgeSession
 
-    down: list[int] = []
-    up: list[int] = []
+    down: list[tuple[int, int]] = []  # (arrival ns, latency ns)
+    up: list[tuple[int, int]] = []
     last_arrival = [0]
     orig_parse = openai_mod.parse_event
 
@@ -84,18 +85,34 @@ def serve_instrumented(args: argparse.Namespace) -> int:
     EventTranslator.__init__ = translator_init  # type: ignore[method-assign]
     orig_agent = BridgeSession._on_agent_audio
     orig_caller = BridgeSession._on_caller_audio
+    orig_session_init = BridgeSession.__init__
+
+    def session_init(self: BridgeSession, **kw: Any) -> None:
+        orig_session_init(self, **kw)
+        self.bench_queued = deque()  # type: ignore[attr-defined]
+
+        def written(chunks: int) -> None:  # chunks merged into one written frame
+            now = time.perf_counter_ns()
+            for _ in range(chunks):
+                t0 = self.bench_queued.popleft()  # type: ignore[attr-defined]
+                down.append((t0, now - t0))
+
+        self.outbox.on_audio_written = written
 
     async def on_agent_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
+        # the bench provider sends one item and no audio.done: one chunk per delta, no resampler tails
         t0 = self.provider._translator.bench_arrivals.popleft() if audio.data else 0  # type: ignore[attr-defined]
+        before = len(self.outbox)
         await orig_agent(self, audio)
-        if t0:
-            down.append(time.perf_counter_ns() - t0)
+        if t0 and len(self.outbox) > before:
+            self.bench_queued.append(t0)  # type: ignore[attr-defined]
 
     async def on_caller_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
         t0 = time.perf_counter_ns()
         await orig_caller(self, audio)
-        up.append(time.perf_counter_ns() - t0)
+        up.append((t0, time.perf_counter_ns() - t0))
 
+    BridgeSession.__init__ = session_init  # type: ignore[method-assign]
     BridgeSession._on_agent_audio = on_agent_audio  # type: ignore[method-assign]
     BridgeSession._on_caller_audio = on_caller_audio  # type: ignore[method-assign]
     try:
@@ -110,7 +127,9 @@ def serve_instrumented(args: argparse.Namespace) -> int:
 class BenchProvider:
     """Minimal OpenAI GA peer: session handshake, then 20 ms audio deltas every 20 ms; appends discarded."""
 
-    def __init__(self) -> None:
+    def __init__(self, duty: float, cycle_s: float = 5.0) -> None:
+        self.duty = duty
+        self.cycle_s = cycle_s
         tone = (np.sin(2 * np.pi * 220 * np.arange(24 * FRAME_MS) / 24000) * 6000).astype("<i2").tobytes()
         self.delta_b64 = base64.b64encode(tone).decode()
         self.appends = 0
@@ -126,7 +145,9 @@ class BenchProvider:
                 if evt["type"] == "input_audio_buffer.append":
                     self.appends += 1
                 elif evt["type"] == "session.update" and streamer is None:
-                    await ws.send(json.dumps({"type": "session.updated", "event_id": "e1", "session": session}))
+                    await ws.send(
+                        json.dumps({"type": "session.updated", "event_id": "e1", "session": session})
+                    )
                     streamer = asyncio.create_task(self.stream(ws))
         except websockets.ConnectionClosed:
             pass
@@ -135,14 +156,20 @@ class BenchProvider:
                 streamer.cancel()
 
     async def stream(self, ws: Any) -> None:
-        head = '{"type":"response.output_audio.delta","event_id":"e","response_id":"resp_b","item_id":"item_b",'
+        head = (
+            '{"type":"response.output_audio.delta","event_id":"e","response_id":"resp_b","item_id":"item_b",'
+        )
         head += '"output_index":0,"content_index":0,"delta":"'
         text = head + self.delta_b64 + '"}'
-        await ws.send(json.dumps({"type": "response.created", "event_id": "e2", "response": {"id": "resp_b"}}))
-        next_t = time.monotonic()
+        await ws.send(
+            json.dumps({"type": "response.created", "event_id": "e2", "response": {"id": "resp_b"}})
+        )
+        t0 = next_t = time.monotonic()
+        phase = (id(ws) % 1000) / 1000 * self.cycle_s  # sessions speak at staggered times
         while True:
-            await ws.send(text)
-            self.deltas += 1
+            if ((next_t - t0 + phase) % self.cycle_s) < self.duty * self.cycle_s:
+                await ws.send(text)
+                self.deltas += 1
             next_t += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
 
@@ -172,7 +199,12 @@ async def caller(target: str, seconds: float, counts: dict[str, int], started: a
                     started.set()
 
         reader = asyncio.create_task(read())
-        await started.wait()
+        try:
+            await asyncio.wait_for(started.wait(), 30)
+        except TimeoutError:
+            counts["not_ready"] = 1
+            reader.cancel()
+            return
         next_t = time.monotonic()
         seq = 0
         while next_t < started_at(started) + seconds:
@@ -183,7 +215,10 @@ async def caller(target: str, seconds: float, counts: dict[str, int], started: a
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
         await outbox.put(pb.ClientFrame(end=pb.EndFrame(reason="caller_hangup")))
         await outbox.put(None)
-        await asyncio.wait_for(reader, 30)
+        try:
+            await asyncio.wait_for(reader, 30)
+        except TimeoutError:
+            counts["no_end"] = 1
 
 
 def started_at(ev: asyncio.Event) -> float:
@@ -196,12 +231,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def pct(values_ns: list[int], q: float) -> float:
-    return float(np.percentile(np.array(values_ns) / 1e6, q)) if values_ns else float("nan")
+def stats_ms(samples: list[list[int]]) -> dict[str, float]:
+    """p50/p99 of all samples, and p99 once warm (samples arriving ≥ 1 s after the first one)."""
+    if not samples:
+        return {"p50": float("nan"), "p99": float("nan"), "p99_warm": float("nan"), "n": 0}
+    arr = np.array(samples, dtype=np.int64)
+    lat = arr[:, 1] / 1e6
+    warm = lat[arr[:, 0] >= arr[:, 0].min() + 1_000_000_000]
+    return {
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "p99_warm": float(np.percentile(warm, 99)) if warm.size else float("nan"),
+        "n": int(lat.size),
+    }
 
 
-async def run(sessions: int, seconds: float) -> dict[str, Any]:
-    provider = BenchProvider()
+async def run(sessions: int, seconds: float, duty: float) -> dict[str, Any]:
+    provider = BenchProvider(duty)
     async with websockets.serve(provider.handle, "127.0.0.1", 0, compression=None) as ws_server:
         url = f"ws://127.0.0.1:{ws_server.sockets[0].getsockname()[1]}/v1/realtime"
         with tempfile.TemporaryDirectory() as tmp:
@@ -209,8 +255,9 @@ async def run(sessions: int, seconds: float) -> dict[str, Any]:
             agent.write_text("spec: {provider: openai, modalities: audio, turnDetection: {type: none}}\n")
             stats = Path(tmp) / "stats.json"
             env = {**os.environ, "RTVOICE_PROVIDER_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT / "services")}
+            script = os.environ.get("BENCH_BRIDGE_SCRIPT", __file__)  # a wrapper may profile the bridge
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, os.environ.get("BENCH_BRIDGE_SCRIPT", __file__), "--serve", "--agent-file", str(agent), "--provider-url", url,
+                sys.executable, script, "--serve", "--agent-file", str(agent), "--provider-url", url,
                 "--stats-file", str(stats), "--log-level", "WARNING",
                 stdout=asyncio.subprocess.PIPE, env=env,
             )  # fmt: skip
@@ -224,10 +271,14 @@ async def run(sessions: int, seconds: float) -> dict[str, Any]:
             for ev in events:
                 ev.t0 = t_start  # type: ignore[attr-defined]
             cpu0 = cpu_seconds(proc.pid)
+            gen0 = time.process_time()
             wall0 = time.monotonic()
-            await asyncio.gather(*(caller(target, seconds, c, e) for c, e in zip(counts, events, strict=True)))
+            await asyncio.gather(
+                *(caller(target, seconds, c, e) for c, e in zip(counts, events, strict=True))
+            )
             wall = time.monotonic() - wall0
             cpu = cpu_seconds(proc.pid) - cpu0
+            gen_cpu = time.process_time() - gen0
             proc.send_signal(signal.SIGTERM)
             await proc.wait()
             data = json.loads(stats.read_text())
@@ -240,11 +291,16 @@ async def run(sessions: int, seconds: float) -> dict[str, Any]:
         "appends_at_provider": provider.appends,
         "provider_deltas": provider.deltas,
         "caller_audio_frames_received": received,
-        "down_ms": {"p50": pct(data["down_ns"], 50), "p99": pct(data["down_ns"], 99), "n": len(data["down_ns"])},
-        "up_ms": {"p50": pct(data["up_ns"], 50), "p99": pct(data["up_ns"], 99), "n": len(data["up_ns"])},
+        "down_ms": stats_ms(data["down_ns"]),
+        "up_ms": stats_ms(data["up_ns"]),
         "bridge_cpu_s": round(cpu, 2),
+        "load_generator_cpu_s": round(gen_cpu, 2),
         "cpu_s_per_session_minute": round(cpu / (sessions * wall / 60), 3),
     }
+
+
+def fmt_ms(st: dict[str, float]) -> str:
+    return f"p50 {st['p50']:.3f} ms p99 {st['p99']:.3f} ms (warm {st['p99_warm']:.3f}) [n={st['n']}]"
 
 
 def main() -> int:
@@ -263,20 +319,32 @@ def main() -> int:
         args.stats_file = stats_file
         setup_logging("bridge", "WARNING")
         return serve_instrumented(args)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--seconds", type=float, default=10.0, help="streaming time per run")
+    parser.add_argument(
+        "--duty",
+        type=float,
+        nargs="+",
+        default=[1.0, 0.4],
+        help="share of time the agent speaks (1 = full duplex all the time; 0.4 = 2 s of every 5 s)",
+    )
     opts = parser.parse_args()
-    print(f"bridge bench: {os.cpu_count()} CPUs, full-duplex 20 ms frames, {opts.seconds:g} s per run")
-    for n in opts.sessions:
-        r = asyncio.run(run(n, opts.seconds))
-        print(
-            f"{n:4d} session(s): down (provider delta -> caller frame) p50 {r['down_ms']['p50']:.3f} ms "
-            f"p99 {r['down_ms']['p99']:.3f} ms [n={r['down_ms']['n']}]; up (caller frame -> append) "
-            f"p50 {r['up_ms']['p50']:.3f} ms p99 {r['up_ms']['p99']:.3f} ms [n={r['up_ms']['n']}]; "
-            f"bridge CPU {r['bridge_cpu_s']} s = {r['cpu_s_per_session_minute']} CPU-s per session-minute"
-        )
-        print("      " + json.dumps({k: v for k, v in r.items() if not k.endswith("_ms")}))
+    print(f"bridge bench: {os.cpu_count()} CPUs, 20 ms frames, {opts.seconds:g} s per run")
+    import uvloop
+
+    for duty in opts.duty:
+        for n in opts.sessions:
+            r = uvloop.run(run(n, opts.seconds, duty))
+            print(
+                f"agent speaking {duty:.0%} of the time, {n:4d} session(s): "
+                f"down (provider delta -> caller frame) {fmt_ms(r['down_ms'])}; "
+                f"up (caller frame -> append) {fmt_ms(r['up_ms'])}; bridge CPU {r['bridge_cpu_s']} s = "
+                f"{r['cpu_s_per_session_minute']} CPU-s per session-minute"
+            )
+            print("      " + json.dumps({k: v for k, v in r.items() if not k.endswith("_ms")}), flush=True)
     return 0
 
 

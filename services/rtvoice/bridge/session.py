@@ -5,8 +5,9 @@ low-delay streaming ``AudioConverter``); provider frames go to the caller (agent
 caller's output format, the resampler tail flushed at the end of each item and dropped on barge-in).
 Barge-in (provider ``speech_started`` while the agent is audible, or the caller's ``InterruptFrame``)
 sends ``ClearAudio`` at once, then asks the provider to cancel and truncate at the played position.
-Tool calls run in :class:`~rtvoice.bridge.tools.ToolRuntime`. A copy of every frame in both directions and
-the session's spans go to the recorder sink, which never blocks the voice loop.
+Tool calls run in :class:`~rtvoice.bridge.tools.ToolRuntime`. Frames to the caller go through a
+:class:`~rtvoice.bridge.outbox.CallerOutbox` (one writer; nothing else waits on gRPC). A copy of every frame
+in both directions and the session's spans go to the recorder sink, which never blocks the voice loop.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Any
 
 from rtvoice.bridge.config import SessionConfig
+from rtvoice.bridge.outbox import CallerOutbox, RecorderSink, Writer
 from rtvoice.bridge.playback import PlaybackTracker
 from rtvoice.bridge.providers.base import RealtimeProvider
 from rtvoice.bridge.steering import turn_detection_from_proto
@@ -28,21 +30,17 @@ from rtvoice.core.errors import (
     RealtimeAudioFormatError,
     RealtimeError,
     RealtimeProtocolError,
+    RealtimeProviderError,
 )
-from rtvoice.core.spans import SessionTracer, Span, now_ns
+from rtvoice.core.spans import SessionTracer, now_ns
 from rtvoice.v1 import frames_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-Writer = Callable[[pb.ServerFrame], Awaitable[None]]
+__all__ = ["BridgeSession", "RecorderSink", "Writer"]
 
-
-class RecorderSink(Protocol):
-    """What the session needs of ``rtvoice.bridge.recorder_link.RecorderLink`` (all non-blocking)."""
-
-    def record_client(self, frame: pb.ClientFrame) -> None: ...
-    def record_server(self, frame: pb.ServerFrame) -> None: ...
-    def record_span(self, span: Span) -> None: ...
+#: Largest merged agent audio frame when the caller writer falls behind (see ``outbox``).
+MAX_MERGED_AUDIO_MS = 200
 
 
 class BridgeSession:
@@ -63,17 +61,19 @@ class BridgeSession:
         self.provider = provider
         self.recorder = recorder
         self.tracer = tracer
-        self._write_raw = write
-        self._write_lock = asyncio.Lock()
-        self._caller_gone = False
         self._in_fmt_key = (config.caller_input.to_proto().encoding, config.caller_input.sample_rate_hz)
         self._in_conv = AudioConverter(config.caller_input, provider.input_format)
         self._out_conv = AudioConverter(provider.output_format, config.caller_output)
-        self._out_fmt = config.caller_output.to_proto()
         self._out_item: str | None = None
         self._out_content_index = 0
-        self._out_seq = 0
         self.playback = PlaybackTracker(config.caller_output)
+        self.outbox = CallerOutbox(
+            write,
+            recorder,
+            self.playback,
+            config.caller_output.to_proto(),
+            config.caller_output.bytes_for_ms(MAX_MERGED_AUDIO_MS),
+        )
         self.response_active = False
         #: turnDetection.interruptResponse: provider VAD speech cuts the agent off
         self.vad_interrupts = config.settings.turn_detection.interrupt_response
@@ -84,21 +84,12 @@ class BridgeSession:
         self._stop_error: RealtimeError | None = None
         self._stop_reason = ""
         self.end_reason = ""
-        self.end_sent = False
 
     # -- output ----------------------------------------------------------------------------------------
 
     async def send(self, frame: pb.ServerFrame) -> None:
-        """Record ``frame`` and write it to the caller (serialized; a gone caller is ignored)."""
-        self.recorder.record_server(frame)
-        if self._caller_gone:
-            return
-        try:
-            async with self._write_lock:
-                await self._write_raw(frame)
-        except Exception as err:  # the caller's stream is gone (cancelled RPC, closed channel)
-            log.debug("session %s: caller write failed: %s", self.session_id, err)
-            self._caller_gone = True
+        """Queue ``frame`` for the caller (recorded when written; never waits on gRPC)."""
+        self.outbox.put(frame)
 
     async def report(self, err: RealtimeError) -> None:
         """A typed failure: ``ErrorFrame`` to the caller, an ``error`` span to the errors sink."""
@@ -118,24 +109,12 @@ class BridgeSession:
             )
         )
 
-    async def _send_audio(self, data: bytes, item_id: str) -> None:
-        self._out_seq += 1
-        self.playback.on_sent(item_id, len(data))
-        frame = pb.AudioFrame(
-            data=data,
-            format=self._out_fmt,
-            sequence=self._out_seq,
-            item_id=item_id,
-            content_index=self._out_content_index,
-        )
-        await self.send(pb.ServerFrame(audio=frame))
-
-    async def _flush_item(self) -> None:
+    def _flush_item(self) -> None:
         item, self._out_item = self._out_item, None
         if item is not None:
             tail = self._out_conv.flush()
             if tail:
-                await self._send_audio(tail, item)
+                self.outbox.put_audio(tail, item, self._out_content_index)
 
     # -- run -------------------------------------------------------------------------------------------
 
@@ -143,6 +122,7 @@ class BridgeSession:
         """Connect the provider, answer ``ready``, relay until either side ends; returns the end reason."""
         reason = "caller_hangup"
         tasks: list[asyncio.Task[Any]] = []
+        writer = asyncio.create_task(self.outbox.run())
         try:
             if not await self._connect():
                 reason = "provider_error"
@@ -171,13 +151,21 @@ class BridgeSession:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._finish(reason)
+            await self.outbox.close()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
     async def _connect(self) -> bool:
         t0 = now_ns()
         s = self.config.settings
         try:
             await self.provider.connect()
-        except RealtimeError as err:
+        except Exception as exc:
+            if isinstance(exc, RealtimeError):
+                err = exc
+            else:
+                log.exception("session %s: provider connect failed", self.session_id)
+                err = RealtimeProviderError(f"provider connect failed: {exc}", code="connect_failed")
             err.fatal = True
             self.recorder.record_span(
                 self.tracer.span("provider.connect", t0, now_ns(), ok=False, code=err.code)
@@ -210,7 +198,6 @@ class BridgeSession:
         await self.tools.aclose()
         if self._stop_error is not None:
             await self.report(self._stop_error)
-        self.end_sent = True
         await self.send(pb.ServerFrame(end=pb.EndFrame(reason=reason)))
         self.recorder.record_span(self.tracer.root(now_ns(), end_reason=reason, provider=self.provider.name))
 
@@ -236,10 +223,8 @@ class BridgeSession:
         return "caller_hangup"
 
     async def _on_caller_audio(self, audio: pb.AudioFrame) -> None:
-        if (
-            audio.HasField("format")
-            and (audio.format.encoding, audio.format.sample_rate_hz) != self._in_fmt_key
-        ):
+        fmt = audio.format
+        if fmt.encoding and (fmt.encoding, fmt.sample_rate_hz) != self._in_fmt_key:
             await self.report(
                 RealtimeAudioFormatError(
                     f"audio frame format is not the session input format {self.config.caller_input.name}",
@@ -275,16 +260,22 @@ class BridgeSession:
             raise RealtimeProtocolError("empty ClientFrame", code="empty_frame")
 
     async def _barge_in(self, source: str) -> None:
-        """Stop agent playback now and make the provider forget what the caller did not hear."""
+        """Stop agent playback now and make the provider forget what the caller did not hear.
+
+        The item to truncate is the one the caller is playing; when its audio never reached the caller
+        (all still queued), it is the item being converted, at 0 ms played.
+        """
         audible = self.playback.audible()
-        if source != "caller" and not (audible or self.response_active):
+        queued = self.outbox.purge_audio()
+        if source != "caller" and not (audible or queued or self.response_active):
             return
         item = self.playback.current_item if audible else None
+        if item is None and self._out_item is not None and self._out_item in queued:
+            item = self._out_item
         played = self.playback.played_ms(item) if item else None
-        if item is not None:
-            self.playback.clear(item)
-        if self._out_item is not None and self._out_item == item:
-            self._out_item = None
+        for cut in {item, self._out_item, *queued} - {None}:
+            self.playback.clear(str(cut))
+        self._out_item = None
         self._out_conv.reset()
         await self.send(pb.ServerFrame(clear_audio=pb.ClearAudio(item_id=item or "")))
         await self.provider.interrupt(item, played)
@@ -300,7 +291,7 @@ class BridgeSession:
             if kind == "audio":
                 await self._on_agent_audio(frame.audio)
             elif kind == "end":
-                await self._flush_item()
+                self._flush_item()
                 return frame.end.reason or "provider_closed"
             else:
                 await self._on_provider_event(kind, frame)
@@ -312,15 +303,15 @@ class BridgeSession:
             return  # late audio of an item cut by barge-in
         if not audio.data:
             if item == self._out_item:
-                await self._flush_item()
+                self._flush_item()
             return
         if item != self._out_item:
-            await self._flush_item()
+            self._flush_item()
             self._out_item = item
             self._out_content_index = audio.content_index
         data = self._out_conv.convert(audio.data)
         if data:
-            await self._send_audio(data, item)
+            self.outbox.put_audio(data, item, audio.content_index)
 
     async def _on_provider_event(self, kind: str | None, frame: pb.ServerFrame) -> None:
         if kind == "speech_started":
@@ -333,7 +324,7 @@ class BridgeSession:
             self._response_t0[frame.response_started.response_id] = now_ns()
         elif kind == "response_done":
             self.response_active = False
-            await self._flush_item()
+            self._flush_item()
             done = frame.response_done
             t0 = self._response_t0.pop(done.response_id, None)
             if t0 is not None:

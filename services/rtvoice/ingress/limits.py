@@ -57,11 +57,11 @@ class Limits:
 class RateLimiter:
     """Token bucket: ``rate_per_s`` tokens per second, holding at most ``burst`` (default: one second)."""
 
-    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
+    def __init__(self, rate_per_s: float, burst: float | None = None, now: float | None = None) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst if burst is not None else max(rate_per_s, 1.0)
         self._tokens = self.burst
-        self._last = time.monotonic()
+        self._last = time.monotonic() if now is None else now
 
     def allow(self, now: float | None = None) -> bool:
         """Take one token if available; ``now`` is ``time.monotonic()`` seconds."""
@@ -184,7 +184,7 @@ class SessionGuard:
         self.started = time.monotonic() if now is None else now
         self.last_inbound = self.started
         self.rate_dropped = 0
-        self._rate = RateLimiter(limits.max_frames_per_s)
+        self._rate = RateLimiter(limits.max_frames_per_s, now=self.started)
         self._rate_error_at = float("-inf")
 
     def admit(self, now: float) -> tuple[bool, RealtimeError | None]:

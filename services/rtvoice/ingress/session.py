@@ -51,6 +51,7 @@ REASON_BRIDGE_LOST = "bridge_lost"
 REASON_UNREACHABLE = "agent_unreachable"
 REASON_SHUTDOWN = "ingress_shutdown"
 REASON_SLOW_CONSUMER = "slow_consumer"
+REASON_INTERNAL = "internal_error"
 
 BRIDGE_END_WAIT_S = 3.0
 WRITER_FLUSH_S = 2.0
@@ -316,7 +317,7 @@ class CallerSession:
                     self.finish(frame.end.reason or "bridge_ended", notify_bridge=False)
                     return
                 assert self._relay is not None
-            self._relay.relay(frame)
+                self._relay.relay(frame)
         except grpc.aio.AioRpcError as err:
             if not self._finished.is_set():
                 self._bridge_failed(_rpc_message(err, self.agent))
@@ -325,6 +326,15 @@ class CallerSession:
                 REASON_SLOW_CONSUMER,
                 RealtimeLimitError(str(err), code=REASON_SLOW_CONSUMER, fatal=True),
                 close_code=CLOSE_POLICY,
+            )
+        except Exception:
+            log.exception("session %s: relaying bridge frames failed", self.session_id)
+            self.finish(
+                REASON_INTERNAL,
+                RealtimeError(
+                    "the ingress failed relaying the agent; call again", fatal=True, retryable=True
+                ),
+                close_code=CLOSE_INTERNAL,
             )
 
     def _bridge_failed(self, message: str, code: str = REASON_BRIDGE_LOST) -> None:

@@ -134,6 +134,10 @@ async def up(args: argparse.Namespace) -> int:
                 str(archive),
                 "--spool-dir",
                 str(state / "spool"),
+                # Locally a broken bridge stream will not be resumed by a new bridge process:
+                # finalize its archive after 5 s instead of the production 30 s.
+                "--resume-grace-s",
+                "5",
             ],
         )
         bridge_args = [

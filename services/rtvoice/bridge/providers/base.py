@@ -10,7 +10,9 @@ Live, the local engine) and hides its wire protocol, reconnects and resumption b
   :attr:`RealtimeProvider.output_format`, with ``item_id``), ``transcript``, ``speech_started``,
   ``speech_stopped``, ``response_started``, ``response_done``, ``tool_call``, non-fatal ``error`` and,
   last, ``end`` when the conversation is over (fatal errors come as ``error`` with ``fatal=True`` then
-  ``end``). The iterator ends after ``end``.
+  ``end``). The iterator ends after ``end``. An ``audio`` frame with empty ``data`` (optional) marks the
+  end of that item's audio: the session flushes its resampler tail there (it also flushes when the item
+  changes and at ``response_done``).
 * barge-in, steering, text turns, tool results and manual turns are method calls.
 
 Adapters raise the typed errors of ``rtvoice.core.errors`` from their methods only for problems of the

@@ -32,7 +32,7 @@ from rtvoice.bridge.providers.openai_events import EventTranslator
 from rtvoice.bridge.providers.openai_ws import handshake, open_socket, parse_event, realtime_url
 from rtvoice.bridge.providers.reconnect import AudioBacklog, backoff_delays_s
 from rtvoice.bridge.steering import SteerPlan, plan_steer
-from rtvoice.core.errors import RealtimeError, RealtimeProviderError
+from rtvoice.core.errors import RealtimeError, RealtimeProtocolError, RealtimeProviderError
 from rtvoice.core.settings import AgentSettings, deep_merge
 from rtvoice.v1 import frames_pb2 as pb
 
@@ -165,13 +165,26 @@ class OpenAIProvider(RealtimeProvider):
                     continue
                 if beta:
                     evt["type"] = proto.BETA_EVENT_RENAMES.get(evt["type"], evt["type"])
-                typed = self._translator.handle(evt)
+                try:
+                    typed = self._translator.handle(evt)
+                except (KeyError, TypeError, ValueError) as err:  # a malformed event: report, keep going
+                    typed = RealtimeProtocolError(
+                        f"malformed provider event {evt['type']}: {type(err).__name__}: {err}",
+                        code="bad_event",
+                    )
                 if typed is not None:
                     self._on_error(typed)
                 if evt["type"] == "response.done":
                     await self._after_response_done()
         except ConnectionClosed:
             pass
+        except Exception as err:  # a bug must end the conversation visibly, never hang it
+            log.exception("provider read loop failed")
+            self._finish(
+                RealtimeProviderError(f"provider adapter failed: {err}", code="adapter_error"),
+                "provider_error",
+            )
+            return
         if ws is not self._ws or self._closed:
             return  # retired connection or our own close
         self._on_lost(ws.close_code, ws.close_reason or "")
@@ -237,6 +250,9 @@ class OpenAIProvider(RealtimeProvider):
                 "provider_error",
             )
             return
+        if self._closed:
+            await ws.close()
+            return
         await self._replay(ws)
         self._attach(ws)
         self._switching = False
@@ -245,6 +261,8 @@ class OpenAIProvider(RealtimeProvider):
         deferred, self._deferred = self._deferred, []
         for text in deferred:
             await self._send(text)
+        if not self.state.busy:
+            await self._after_response_done()  # tool outputs / text turns that waited for the switch
         log.info("provider connection replaced (%s); %d history items replayed", why, len(self.history))
 
     async def _replay(self, ws: ClientConnection) -> None:
