@@ -30,8 +30,18 @@ pytestmark = pytest.mark.slow
 
 async def _call(up: UpInstance, wav: Path, *extra: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtvoice", "call", str(wav), "--state-file", str(up.up_file), "--json", *extra,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ},
+        sys.executable,
+        "-m",
+        "rtvoice",
+        "call",
+        str(wav),
+        "--state-file",
+        str(up.up_file),
+        "--json",
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ},
     )
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode is not None
@@ -109,8 +119,8 @@ async def test_spoken_question_is_answered_and_archived(tmp_path: Path) -> None:
         agent = next(t for t in transcript["turns"] if t["role"] == "assistant")
         quiet = stereo[int(agent["start_ms"] * rate / 1000) : int(agent["end_ms"] * rate / 1000), 0]
         assert _rms(quiet) < 50
-        turn_lat = manifest["turns"][0] if "turns" in manifest else manifest["latency"]["turns"][0]
-        assert turn_lat["first_audio_ms"] > 0
+        turn_lat = manifest["latency"][0]
+        assert turn_lat["first_audio_ms"] > 0 and turn_lat["turn_complete_ms"] >= turn_lat["first_audio_ms"]
 
 
 async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete_archive(
@@ -121,11 +131,11 @@ async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete
     async with running_up(tmp_path) as up:
         call = asyncio.create_task(_call(up, wav))
         # Wait until the session exists at the recorder's spool, then kill the bridge hard.
-        for _ in range(200):
-            if "started" in up.log_text() and "session" in up.log_text():
+        for _ in range(400):
+            if " started (provider=" in up.log_text():
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(0.8)  # mid-question: the caller is still speaking
         os.kill(up.pid_of("bridge"), signal.SIGKILL)
         rc, out, err = await call
         assert rc != 0
@@ -138,7 +148,7 @@ async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete
         assert manifest["complete"] is False
         assert {"audio.wav", "transcript.json", "spans.json"} <= {p.name for p in folder.iterdir()}
         audio, channels, rate = _read_wav(folder / "audio.wav")
-        assert channels == 2 and len(audio) // 2 / rate > 2.0
+        assert channels == 2 and len(audio) // 2 / rate > 0.5
         # rtvoice up restarts the bridge on the same port: the next call works.
         ok = write_wav(tmp_path / "q2.wav", QUESTION)
         for _ in range(100):

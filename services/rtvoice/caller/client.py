@@ -99,6 +99,10 @@ class _Playback:
             return 0.0
         return min(self.fmt.duration_ms(self.item_bytes), (now - self.started_at) * 1000.0)
 
+    def remaining_ms(self, now: float) -> float:
+        """Received audio of the current item not played yet (a real caller listens to it)."""
+        return self.fmt.duration_ms(self.item_bytes) - self.played_ms(now)
+
 
 async def _connect(opts: CallOptions) -> ClientConnection:
     headers = {"Authorization": f"Bearer {opts.token}"} if opts.token else None
@@ -146,6 +150,7 @@ class _Call:
         self.play = _Playback(opts.output_format)
         self.started = asyncio.Event()
         self.done = asyncio.Event()
+        self.hang_up = asyncio.Event()
         self.failure: CallError | None = None
         self.failed = asyncio.Event()
         self.turn_end_at: float | None = None
@@ -167,7 +172,11 @@ class _Call:
             sender = asyncio.create_task(self._send_audio())
             try:
                 await self._wait(self.done, self._answer_deadline_s(), "")
+                # Listen to the end of the reply before hanging up, as a person would: the session
+                # (and its archive) then covers everything the agent said.
+                await asyncio.sleep(min(60.0, max(0.0, self.play.remaining_ms(time.monotonic()) / 1000.0)))
             finally:
+                self.hang_up.set()
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
             await self._hang_up()
@@ -219,7 +228,7 @@ class _Call:
         elif self.opts.speech_end_ms is not None:
             self.turn_end_at = t0 + self.opts.speech_end_ms / 1000.0
         k = 0
-        while not self.done.is_set():
+        while not self.hang_up.is_set():
             offset = k * step
             frame = audio[offset : offset + step] if offset < len(audio) else silence
             if len(frame) < step:

@@ -103,7 +103,10 @@ def finalize(rec: SessionRecorder, *, broken: bool) -> dict[str, Any]:
     out.mkdir(parents=True)
     sess = rec.start.session
     end_t_us = rec.book.end_t_us if rec.ended and not broken else rec.book.last_t_us
-    length = max(rec.caller.extent, rec.agent.extent, end_t_us * ARCHIVE_RATE_HZ // 1_000_000)
+    # The WAV spans the session exactly: agent audio scheduled after the end was never heard (the caller
+    # hung up or the call broke while it was still queued for playback), so it is not part of the call.
+    length = end_t_us * ARCHIVE_RATE_HZ // 1_000_000
+    unheard_agent_ms = round(max(0, rec.agent.extent - length) * 1000 / ARCHIVE_RATE_HZ, 1)
     write_wav(rec, out / AUDIO, length)
     rec.caller.close()
     rec.agent.close()
@@ -117,6 +120,7 @@ def finalize(rec: SessionRecorder, *, broken: bool) -> dict[str, Any]:
     counts = {name: getattr(rec.counts, name) for name in rec.counts.__slots__}
     counts["spans_dropped"] = rec.counts.spans_dropped_bridge + rec.counts.spans_dropped_sink
     counts["turns"] = len(turns)
+    counts["agent_audio_unheard_ms"] = unheard_agent_ms
     manifest = {
         "session_id": rec.session_id,
         "agent": {"namespace": sess.agent_namespace, "name": sess.agent_name},
