@@ -1,4 +1,4 @@
-"""``python -m bench [NAME ...]``: run every ``bench/bench_*.py`` (or the named ones) and print their numbers."""
+"""``python -m bench [NAME ...]``: run every ``bench/bench_*.py`` (or the named ones); they print numbers."""
 
 from __future__ import annotations
 

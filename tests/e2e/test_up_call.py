@@ -156,5 +156,5 @@ async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
-        rc2, out2, err2 = await _call(up, ok)
+        rc2, _, err2 = await _call(up, ok)
         assert rc2 == 0, err2
