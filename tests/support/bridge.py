@@ -103,7 +103,7 @@ class ConverseClient:
         self._reader.cancel()
         with contextlib.suppress(BaseException):
             await self._reader
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def _requests(self) -> AsyncIterator[pb.ClientFrame]:
         while True:
@@ -297,8 +297,9 @@ async def openai_call(
 ) -> AsyncIterator[OpenAICall]:
     """Fake OpenAI server + real recorder + bridge + one started ``Converse`` stream.
 
-    On exit everything is closed and the session's archive is checked: complete, and holding exactly the
-    frames the bridge teed (counted by :class:`CapturingRecorder`) with none dropped.
+    On exit everything is closed and checked: every event of the fake validated against the ``openai``
+    types, and the session's archive is complete, holding exactly the frames the bridge teed (counted by
+    :class:`CapturingRecorder`) with none dropped.
     """
     from tests.support.fake_openai import VALID_KEY, FakeOpenAI
     from tests.support.recorder import running_recorder
@@ -320,6 +321,7 @@ async def openai_call(
                     yield oc
             for rec in recorders:
                 oc.manifest = await _archived_manifest(Path(tmp) / "archive", rec)
+        assert fake.validation_errors == [], fake.validation_errors  # every event, both directions
 
 
 async def _archived_manifest(root: Path, rec: CapturingRecorder) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from tests.support.fake_openai_session import VALID_KEY, Connection, FakeSession
 
 __all__ = ["VALID_KEY", "Connection", "FakeOpenAI", "Scenario"]
 
-_ADAPTERS = {
+_ADAPTERS: dict[tuple[str, str], TypeAdapter[Any]] = {
     ("ga", "client"): TypeAdapter(ga_client.RealtimeClientEvent),
     ("ga", "server"): TypeAdapter(ga_server.RealtimeServerEvent),
     ("beta", "client"): TypeAdapter(beta_client.RealtimeClientEvent),

@@ -40,11 +40,15 @@ class ResponderMixin:
     item_audio_ms: dict[str, float]
     conn: Any
     ws: Any
-    out_format: str
+    item_added: Any
     response_task: asyncio.Task[None] | None
     cancel_reason: str
     assistant_audio: bool
     tool_called: bool
+
+    @property
+    def out_format(self) -> str:
+        raise NotImplementedError
 
     def start_response(self) -> None:
         self.response_task = asyncio.create_task(self.respond())
