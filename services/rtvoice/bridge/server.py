@@ -85,6 +85,7 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
         self.config = config
         self.draining = False
         self.sessions: set[BridgeSession] = set()
+        self._closing: set[asyncio.Future[str | None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -162,7 +163,12 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
         try:
             reason = await session.run(request_iterator)
         finally:
-            uri = await recorder.close(pb.EndFrame(reason=session.end_reason or reason))
+            # Shielded: a caller that drops the RPC cancels this handler, but the recorder must still get
+            # the EndFrame, or it would wait out its resume grace before archiving the session.
+            closing = asyncio.ensure_future(recorder.close(pb.EndFrame(reason=session.end_reason or reason)))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            uri = await asyncio.shield(closing)
             log.info(
                 "session %s ended (%s); archive %s; dropped spans %d frames %d",
                 start.session_id,

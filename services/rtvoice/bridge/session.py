@@ -43,6 +43,10 @@ __all__ = ["BridgeSession", "RecorderSink", "Writer"]
 MAX_MERGED_AUDIO_MS = 200
 
 
+#: Frame kinds whose spans are made elsewhere (response, error, barge_in, tool.call) or not at all.
+_SPANNED_ELSEWHERE = frozenset({"audio", "playback_mark", "response_done", "error", "end"})
+
+
 class BridgeSession:
     """Runs one session; create it after ``SessionStart`` was accepted, then ``await run(requests)``."""
 
@@ -79,6 +83,7 @@ class BridgeSession:
         self.vad_interrupts = config.settings.turn_detection.interrupt_response
         self._response_t0: dict[str, int] = {}
         self._tool_t0: dict[str, int] = {}
+        self._first_audio_ns: int | None = None
         self.tools = ToolRuntime(config.settings.tools, self._on_tool_result)
         self._stop = asyncio.Event()
         self._stop_error: RealtimeError | None = None
@@ -216,6 +221,7 @@ class BridgeSession:
             elif kind == "end":
                 return frame.end.reason or "caller_hangup"
             else:
+                self._event_span("caller", kind, frame)
                 try:
                     await self._on_control(kind, frame, provider)
                 except RealtimeError as err:
@@ -311,17 +317,26 @@ class BridgeSession:
             self._out_content_index = audio.content_index
         data = self._out_conv.convert(audio.data)
         if data:
+            if self._first_audio_ns is None:
+                self._first_audio_ns = now_ns()
             self.outbox.put_audio(data, item, audio.content_index)
 
     async def _on_provider_event(self, kind: str | None, frame: pb.ServerFrame) -> None:
+        self._event_span("provider", kind, frame)
         if kind == "speech_started":
             await self.send(frame)
             if self.vad_interrupts:
                 await self._barge_in("vad")
             return
+        if kind == "clear_audio":
+            # The provider cut its own response (Gemini `interrupted`): the same barge-in as VAD, so late
+            # audio is dropped, the caller flushes and the recorder marks what was heard.
+            await self._barge_in("provider")
+            return
         if kind == "response_started":
             self.response_active = True
             self._response_t0[frame.response_started.response_id] = now_ns()
+            self._first_audio_ns = None
         elif kind == "response_done":
             self.response_active = False
             self._flush_item()
@@ -337,6 +352,8 @@ class BridgeSession:
                         status=done.status,
                         status_reason=done.status_reason,
                         output_tokens=done.usage.output_tokens,
+                        input_tokens=done.usage.input_tokens,
+                        first_audio_ms=(self._first_audio_ns - t0) / 1e6 if self._first_audio_ns else None,
                     )
                 )
         elif kind == "error":
@@ -351,6 +368,21 @@ class BridgeSession:
             for cid in cancelled:
                 self._tool_span(cid, "", cancelled=True)
         await self.send(frame)
+
+    def _event_span(self, source: str, kind: str | None, frame: Any) -> None:
+        """A zero-length span per meaningful caller frame or provider event (audio frames are summarized by
+        the ``response`` span instead: 50 spans a second would say nothing)."""
+        if kind is None or kind in _SPANNED_ELSEWHERE:
+            return
+        body = getattr(frame, kind)
+        attrs: dict[str, Any] = {}
+        for field, value in body.ListFields():
+            if field.type == field.TYPE_MESSAGE:
+                continue
+            if field.name == "text" and kind == "transcript" and not body.final:
+                return  # deltas are summarized by the final transcript
+            attrs[field.name] = value if isinstance(value, bool | int | float) else str(value)
+        self.recorder.record_span(self.tracer.event(f"{source}.{kind}", **attrs))
 
     def _tool_span(self, call_id: str, name: str, **attrs: Any) -> None:
         t0 = self._tool_t0.pop(call_id, None)

@@ -102,6 +102,7 @@ class SessionTracer:
         start_unix_ns: int,
         end_unix_ns: int | None = None,
         parent_span_id: str | None = None,
+        /,
         **attributes: Any,
     ) -> Span:
         return Span(
@@ -113,12 +114,12 @@ class SessionTracer:
             attributes=attributes,
         )
 
-    def event(self, name: str, **attributes: Any) -> Span:
+    def event(self, name: str, /, **attributes: Any) -> Span:
         """A zero-length span at now (a frame or provider event)."""
         t = now_ns()
         return self.span(name, t, t, **attributes)
 
-    def root(self, end_unix_ns: int, **attributes: Any) -> Span:
+    def root(self, end_unix_ns: int, /, **attributes: Any) -> Span:
         """The session's root span, from session start to ``end_unix_ns``."""
         return Span(
             trace_id=self.trace_id,
