@@ -103,9 +103,10 @@ def finalize(rec: SessionRecorder, *, broken: bool) -> dict[str, Any]:
     out.mkdir(parents=True)
     sess = rec.start.session
     end_t_us = rec.book.end_t_us if rec.ended and not broken else rec.book.last_t_us
-    # The WAV spans the session exactly: agent audio scheduled after the end was never heard (the caller
-    # hung up or the call broke while it was still queued for playback), so it is not part of the call.
-    length = end_t_us * ARCHIVE_RATE_HZ // 1_000_000
+    # The WAV spans the session: agent audio scheduled after the end was never heard (the caller hung up
+    # or the call broke while it was still queued for playback), so it is cut. Caller audio is never cut:
+    # a burst delivered ahead of the clock still is what the caller said.
+    length = max(rec.caller.extent, end_t_us * ARCHIVE_RATE_HZ // 1_000_000)
     unheard_agent_ms = round(max(0, rec.agent.extent - length) * 1000 / ARCHIVE_RATE_HZ, 1)
     write_wav(rec, out / AUDIO, length)
     rec.caller.close()
