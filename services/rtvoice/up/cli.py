@@ -88,6 +88,9 @@ async def up(args: argparse.Namespace) -> int:
     except SettingsError as err:
         return _fail(str(err))
     spec = doc.spec
+    problems = _local_problems(doc)
+    if problems:
+        return _fail("invalid agent settings:\n" + "\n".join(f"  {p}" for p in problems))
     state: Path = args.state_dir.resolve()
     archive: Path = (args.archive_dir or state / "archive").resolve()
     for d in (state, archive, state / "spool"):
@@ -225,6 +228,14 @@ async def _watch(sup: Supervisor, stop: asyncio.Event, up_file: Path, info: dict
             return 1
         info["pids"][child.service] = child.process.pid
         _write_state(up_file, info)
+
+
+def _local_problems(doc: AgentDocument) -> list[str]:
+    """The operator's cross-field rules (the same verdict as ``ConfigValid`` on a cluster), minus the
+    cluster-only one: locally the API key comes from the environment, not a Secret."""
+    from rtvoice_operator.validate import semantic_problems
+
+    return [p.message for p in semantic_problems(doc.name, doc.spec) if p.reason != "MissingCredentials"]
 
 
 def _write_state(path: Path, info: dict[str, Any]) -> None:
