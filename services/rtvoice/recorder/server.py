@@ -312,15 +312,17 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
                     break
                 except StoreError as exc:
                     log.warning("session %s: %s; retrying in %.1f s", rec.session_id, exc, delay)
-                finally:
-                    self._first_attempt[spool.session_id].set()
+                    self._first_attempt[spool.session_id].set()  # the finalized ack need not wait longer
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.retry_max_s)
+            # Stored and confirmed by the store: only now the spool copy goes, before the finalized ack.
             await asyncio.to_thread(shutil.rmtree, spool.dir)
             log.info("session %s stored at %s", rec.session_id, uri)
         finally:
             self._uploads.pop(spool.session_id, None)
-            self._first_attempt.pop(spool.session_id, None)
+            attempted = self._first_attempt.pop(spool.session_id, None)
+            if attempted is not None:
+                attempted.set()
 
 
 class RecorderServer:
