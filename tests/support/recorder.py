@@ -208,7 +208,7 @@ async def send_session(
         call = recorder_pb2_grpc.RecorderStub(channel).Record(timeout=timeout_s)
         last = 0
         for frame in frames:
-            await call.write(frame)
+            await call.write(rpb.RecordBatch(frames=[frame]))
             last = frame.seq
         acks: list[rpb.RecordAck] = []
         async for ack in call:

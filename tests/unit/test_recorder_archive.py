@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rtvoice.v1 import frames_pb2 as pb
+from rtvoice.v1 import recorder_pb2 as rpb
 from rtvoice.v1 import recorder_pb2_grpc
 from tests.support.recorder import (
     STARTED_UNIX_NS,
@@ -92,7 +93,7 @@ async def test_acks_follow_the_spool_and_duplicates_never_land(tmp_path: Path) -
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             call = recorder_pb2_grpc.RecorderStub(channel).Record()
             for frame in frames:
-                await call.write(frame)
+                await call.write(rpb.RecordBatch(frames=[frame]))
             durable = 0
             async for ack in call:
                 durable = ack.durable_seq
@@ -102,9 +103,9 @@ async def test_acks_follow_the_spool_and_duplicates_never_land(tmp_path: Path) -
                     break
             # Resend the tail (as a bridge would after a break) plus the end: the resent frames are ignored.
             for frame in frames[-20:]:
-                await call.write(frame)
+                await call.write(rpb.RecordBatch(frames=[frame]))
             f.end(2100)
-            await call.write(f.frames[-1])
+            await call.write(rpb.RecordBatch(frames=[f.frames[-1]]))
             async for ack in call:
                 if ack.finalized:
                     break
@@ -123,7 +124,7 @@ async def test_broken_stream_gives_an_archive_complete_up_to_the_break(tmp_path:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             call = recorder_pb2_grpc.RecorderStub(channel).Record()
             for frame in f.frames:
-                await call.write(frame)
+                await call.write(rpb.RecordBatch(frames=[frame]))
             async for ack in call:
                 if ack.durable_seq == f.seq:
                     break

@@ -31,6 +31,8 @@ from rtvoice.v1 import recorder_pb2 as rpb
 from rtvoice.v1 import recorder_pb2_grpc
 
 log = logging.getLogger(__name__)
+#: How long queued frames gather before one batch is written (recording latency, not voice latency).
+_BATCH_INTERVAL_S = 0.04
 _START_SEQ = 1
 _BACKOFF_INITIAL_S = 0.05
 _BACKOFF_MAX_S = 2.0
@@ -238,26 +240,32 @@ class RecorderLink:
             start.CopyFrom(self._start)
             start.resumed = self._started_once
             start.spans_dropped = self._spans_dropped
-            await call.write(rpb.RecordFrame(seq=_START_SEQ, t_us=0, start=start))
+            first = [rpb.RecordFrame(seq=_START_SEQ, t_us=0, start=start), *self._unacked]
+            await call.write(rpb.RecordBatch(frames=first))  # start + the resent un-acked tail
             self._started_once = True
             self.connects += 1
             acks = asyncio.get_running_loop().create_task(self._read_acks(call))
             acks.add_done_callback(lambda _: self._wake.set())
             try:
-                for sent in list(self._unacked):
-                    await call.write(sent)
                 while not acks.done():
                     self._wake.clear()
-                    while len(self._unacked) < self._max_unacked and not acks.done():
+                    batch: list[rpb.RecordFrame] = []
+                    while len(self._unacked) < self._max_unacked:
                         frame = self._pop_next()
                         if frame is None:
                             break
                         frame.seq = self._next_seq
                         self._next_seq += 1
                         self._unacked.append(frame)
-                        await call.write(frame)
+                        batch.append(frame)
+                    if batch:
+                        await call.write(rpb.RecordBatch(frames=batch))
                     if not acks.done():
                         await self._wake.wait()
+                        # Let frames gather: one gRPC message per ~batch interval instead of per frame
+                        # (the per-message cost dominates the bridge's recording CPU); `end` goes at once.
+                        if not self._closing:
+                            await asyncio.sleep(_BATCH_INTERVAL_S)
                 return acks.result()
             finally:
                 acks.cancel()

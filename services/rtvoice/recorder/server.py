@@ -75,6 +75,13 @@ class _Pump:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+async def _unbatch(batches: AsyncIterator[rpb.RecordBatch]) -> AsyncIterator[rpb.RecordFrame]:
+    """The frames of a ``RecordBatch`` stream, in order."""
+    async for batch in batches:
+        for frame in batch.frames:
+            yield frame
+
+
 class RecorderService(recorder_pb2_grpc.RecorderServicer):
     """The ``Recorder`` servicer; call :meth:`startup` once before serving and :meth:`shutdown` after."""
 
@@ -144,10 +151,10 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
     # ------------------------------------------------------------------------------ the stream
 
     async def Record(
-        self, request_iterator: AsyncIterator[rpb.RecordFrame], context: grpc.aio.ServicerContext[Any, Any]
+        self, request_iterator: AsyncIterator[rpb.RecordBatch], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         """Serve one Record stream (see the module docstring for the protocol)."""
-        it = aiter(request_iterator)
+        it = aiter(_unbatch(request_iterator))
         try:
             first = await asyncio.wait_for(anext(it), self.config.first_frame_timeout_s)
         except (StopAsyncIteration, TimeoutError):

@@ -2,7 +2,7 @@ from rtvoice.v1 import frames_pb2 as _frames_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -65,6 +65,12 @@ class RecordFrame(_message.Message):
     span: Span
     end: _frames_pb2.EndFrame
     def __init__(self, seq: _Optional[int] = ..., t_us: _Optional[int] = ..., start: _Optional[_Union[RecordStart, _Mapping]] = ..., client: _Optional[_Union[_frames_pb2.ClientFrame, _Mapping]] = ..., server: _Optional[_Union[_frames_pb2.ServerFrame, _Mapping]] = ..., span: _Optional[_Union[Span, _Mapping]] = ..., end: _Optional[_Union[_frames_pb2.EndFrame, _Mapping]] = ...) -> None: ...
+
+class RecordBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[RecordFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[RecordFrame, _Mapping]]] = ...) -> None: ...
 
 class RecordAck(_message.Message):
     __slots__ = ("durable_seq", "finalized", "archive_uri")

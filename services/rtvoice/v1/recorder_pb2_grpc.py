@@ -36,7 +36,7 @@ class RecorderStub:
         """
         self.Record = channel.stream_stream(
                 '/rtvoice.v1.Recorder/Record',
-                request_serializer=rtvoice_dot_v1_dot_recorder__pb2.RecordFrame.SerializeToString,
+                request_serializer=rtvoice_dot_v1_dot_recorder__pb2.RecordBatch.SerializeToString,
                 response_deserializer=rtvoice_dot_v1_dot_recorder__pb2.RecordAck.FromString,
                 _registered_method=True)
 
@@ -55,7 +55,7 @@ def add_RecorderServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Record': grpc.stream_stream_rpc_method_handler(
                     servicer.Record,
-                    request_deserializer=rtvoice_dot_v1_dot_recorder__pb2.RecordFrame.FromString,
+                    request_deserializer=rtvoice_dot_v1_dot_recorder__pb2.RecordBatch.FromString,
                     response_serializer=rtvoice_dot_v1_dot_recorder__pb2.RecordAck.SerializeToString,
             ),
     }
@@ -84,7 +84,7 @@ class Recorder:
             request_iterator,
             target,
             '/rtvoice.v1.Recorder/Record',
-            rtvoice_dot_v1_dot_recorder__pb2.RecordFrame.SerializeToString,
+            rtvoice_dot_v1_dot_recorder__pb2.RecordBatch.SerializeToString,
             rtvoice_dot_v1_dot_recorder__pb2.RecordAck.FromString,
             options,
             channel_credentials,
