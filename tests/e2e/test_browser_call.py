@@ -49,7 +49,9 @@ CHROMIUM_FLAGS = [
 
 def mic_wav(path: Path) -> Path:
     pcm = (
-        silence_pcm16(500)
+        # The fake mic starts playing at getUserMedia; audio before `session.started` is not sent, and
+        # session set-up can take a second on a loaded machine: lead in with enough silence.
+        silence_pcm16(1500)
         + synthesize_pcm16(QUESTION)
         + silence_pcm16(GAP_BEFORE_BARGE_IN_MS)
         + synthesize_pcm16(BARGE_IN)
@@ -66,8 +68,13 @@ def mic_wav(path: Path) -> Path:
 async def wait_for(page: Any, condition: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        stats: dict[str, Any] = await page.evaluate("window.rtvoiceStats")
-        if await page.evaluate(f"(s => {condition})(window.rtvoiceStats)"):
+        # One snapshot: the condition is judged on exactly the stats returned.
+        got: dict[str, Any] = await page.evaluate(
+            f"(() => {{ const s = JSON.parse(JSON.stringify(window.rtvoiceStats)); "
+            f"return {{ ok: !!((s => {condition})(s)), s }}; }})()"
+        )
+        stats: dict[str, Any] = got["s"]
+        if got["ok"]:
             return stats
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {condition}: {json.dumps(stats)[:2000]}")
