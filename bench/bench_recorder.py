@@ -32,6 +32,8 @@ from rtvoice.v1 import recorder_pb2_grpc
 
 FRAME_MS = 20
 AGENT_FRAME_MS = 40
+#: Frames per RecordBatch message (the RecorderLink gathers 40 ms of frames per write).
+BATCH_FRAMES = 3
 TURN_S = 10
 ANSWER_S = 4
 STARTED_NS = time.time_ns()
@@ -104,6 +106,20 @@ async def frames(minutes: float, progress: list[int]) -> AsyncIterator[rpb.Recor
     yield rpb.RecordFrame(seq=seq, t_us=total_ms * 1000, end=pb.EndFrame(reason="caller_hangup"))
 
 
+async def batches(
+    source: AsyncIterator[rpb.RecordFrame], size: int = BATCH_FRAMES
+) -> AsyncIterator[rpb.RecordBatch]:
+    """Group frames as the bridge's RecorderLink does (it gathers 40 ms: a few frames per message)."""
+    batch: list[rpb.RecordFrame] = []
+    async for frame in source:
+        batch.append(frame)
+        if len(batch) >= size or frame.HasField("start") or frame.HasField("end"):
+            yield rpb.RecordBatch(frames=batch)
+            batch = []
+    if batch:
+        yield rpb.RecordBatch(frames=batch)
+
+
 async def run(minutes: float) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-recorder-") as tmp:
         proc = await asyncio.create_subprocess_exec(
@@ -128,7 +144,7 @@ async def run(minutes: float) -> None:
         t0 = time.perf_counter()
         end_sent = 0.0
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = recorder_pb2_grpc.RecorderStub(channel).Record(frames(minutes, progress))
+            call = recorder_pb2_grpc.RecorderStub(channel).Record(batches(frames(minutes, progress)))
             async for ack in call:
                 if ack.finalized:
                     break
