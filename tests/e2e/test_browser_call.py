@@ -137,6 +137,9 @@ async def test_spoken_call_reply_transcript_and_barge_in(tmp_path: Path) -> None
         assert stats["marksSent"] > 5 and stats["latenciesMs"] and stats["serverLatenciesMs"]
         assert stats["endedReason"] == "caller_hangup" and not stats["errors"]
         cleared = stats["lastClear"]
+        # The page marks the cut answer as interrupted (the caller did not hear the rest).
+        cut = [t for t in stats["transcript"] if t["item_id"] == cleared["item_id"]]
+        assert cut and all(t.get("interrupted") for t in cut), stats["transcript"]
         # Nothing of the cleared item played after the clear (one render quantum = 128 samples ≈ 5 ms).
         assert stats["itemPlayedMs"][cleared["item_id"]] - cleared["played_ms"] <= 6, stats
         # The bridge cut the agent's reply at the position the page reported playing.

@@ -84,6 +84,14 @@ async function agentName() {
 
 // ---------------------------------------------------------------------------------------------- transcript
 
+// Barge-in: the caller did not hear the rest of this answer (the model forgot it too), so say so.
+function markInterrupted(itemId) {
+  const li = itemId && bubbles.get(`assistant:${itemId}`);
+  if (li) li.classList.add("interrupted");
+  const entry = stats.transcript.find((e) => e.role === "assistant" && e.item_id === itemId);
+  if (entry) entry.interrupted = true;
+}
+
 const bubbles = new Map(); // `${role}:${item_id}` -> <li>
 
 function showTranscript(role, itemId, text, final, typed = false) {
@@ -295,6 +303,7 @@ function onEvent(c, ev) {
     case "audio.clear":
       stats.clears++;
       c.player.port.postMessage({ type: "clear" });
+      markInterrupted(ev.item_id || c.item);
       break;
     case "transcript":
       if (ev.role === "user" && ev.final && c.pendingTyped === ev.text) {
