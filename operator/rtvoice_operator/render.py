@@ -144,16 +144,14 @@ def render_service(agent: AgentRef) -> dict[str, Any]:
 
 
 def _local_engine_container(settings: AgentSettings, cfg: OperatorConfig) -> dict[str, Any]:
-    args = ["local-realtime", "--host", "127.0.0.1", "--port", str(LOCAL_ENGINE_PORT)]
-    for phrase in settings.local_engine.phrases:
-        args += ["--phrase", phrase]
-    if settings.local_engine.chat_completions_url:
-        args += [
-            "--chat-url",
-            settings.local_engine.chat_completions_url,
-            "--chat-model",
-            settings.local_engine.chat_model,
-        ]
+    args = [
+        "local-realtime",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(LOCAL_ENGINE_PORT),
+        *settings.local_engine.cli_args(),
+    ]
     return {
         "name": "local-engine",
         "image": cfg.bridge_image,

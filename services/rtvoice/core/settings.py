@@ -112,6 +112,15 @@ class LocalEngine(_Model):
     chat_completions_url: str | None = Field(None, pattern=r"^https?://")
     chat_model: str = "default"
 
+    def cli_args(self) -> list[str]:
+        """These options as ``rtvoice local-realtime`` arguments (used by ``rtvoice up`` and the operator)."""
+        args: list[str] = []
+        for phrase in self.phrases:
+            args += ["--phrase", phrase]
+        if self.chat_completions_url:
+            args += ["--chat-url", self.chat_completions_url, "--chat-model", self.chat_model]
+        return args
+
 
 class AgentSettings(_Model):
     """``VoiceAgent.spec``: everything that defines an agent. See design.md section 3."""

@@ -116,16 +116,7 @@ async def up(args: argparse.Namespace) -> int:
     try:
         provider_url = args.provider_url
         if spec.provider == "local" and not provider_url:
-            engine_args = ["--port", "0"]
-            for phrase in spec.local_engine.phrases:
-                engine_args += ["--phrase", phrase]
-            if spec.local_engine.chat_completions_url:
-                engine_args += [
-                    "--chat-url",
-                    spec.local_engine.chat_completions_url,
-                    "--chat-model",
-                    spec.local_engine.chat_model,
-                ]
+            engine_args = ["--port", "0", *spec.local_engine.cli_args()]
             engine = await sup.start("local-realtime", engine_args)
             provider_url = engine.ready.get("url") or f"ws://127.0.0.1:{engine.ready['port']}/v1/realtime"
         recorder = await sup.start(
