@@ -8,7 +8,13 @@ import os
 import sys
 
 from rtvoice.bridge.server import BridgeConfig, BridgeServer
-from rtvoice.core.service import announce_ready, install_stop_signals, run, setup_logging
+from rtvoice.core.service import (
+    add_server_arguments,
+    announce_ready,
+    install_stop_signals,
+    run,
+    setup_logging,
+)
 from rtvoice.core.settings import DEFAULT_API_KEY_ENV, AgentSettings, SettingsError, load_agent_file
 
 API_KEY_ENV = "RTVOICE_PROVIDER_API_KEY"
@@ -45,15 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="provider WebSocket URL overriding baseUrl, e.g. ws://127.0.0.1:PORT/v1/realtime (local engine)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="listen port (default 0 = ephemeral)")
+    add_server_arguments(p)
     p.add_argument(
         "--drain-timeout-s",
         type=float,
         default=30.0,
         help="on SIGTERM, how long live sessions may continue before being ended (default 30)",
     )
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=main)
 
 

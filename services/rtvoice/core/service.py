@@ -3,6 +3,7 @@ that ``rtvoice up`` waits for, signal handling and the event loop."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -45,6 +46,18 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("websockets", "grpc", "asyncio", "httpx", "httpcore", "kopf", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--host``, ``--port`` and ``--log-level``, the same for every rtvoice server."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to listen on (default 0 = any free port)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
 def announce_ready(service: str, **info: Any) -> None:

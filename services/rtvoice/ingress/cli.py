@@ -7,7 +7,13 @@ import asyncio
 import logging
 import sys
 
-from rtvoice.core.service import announce_ready, install_stop_signals, run, setup_logging
+from rtvoice.core.service import (
+    add_server_arguments,
+    announce_ready,
+    install_stop_signals,
+    run,
+    setup_logging,
+)
 from rtvoice.ingress.auth import SECRET_ENV, load_secret, mint_token
 from rtvoice.ingress.limits import Limits
 from rtvoice.ingress.server import IngressConfig, IngressServer
@@ -31,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
+    add_server_arguments(p)
     route = p.add_mutually_exclusive_group()
     route.add_argument(
         "--bridge", metavar="HOST:PORT", help="one realtime-bridge for every agent (local mode)"
@@ -113,7 +118,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=15.0,
         help="how long to wait for the bridge's provider session to get ready, s",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=_ingress)
 
     t = subparsers.add_parser(

@@ -8,7 +8,13 @@ import logging
 import os
 import sys
 
-from rtvoice.core.service import announce_ready, install_stop_signals, run, setup_logging
+from rtvoice.core.service import (
+    add_server_arguments,
+    announce_ready,
+    install_stop_signals,
+    run,
+    setup_logging,
+)
 from rtvoice.localrt.options import EngineOptions, read_phrases_file
 from rtvoice.localrt.server import LocalRealtimeServer
 
@@ -31,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
+    add_server_arguments(p)
     p.add_argument(
         "--phrase",
         action="append",
@@ -59,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; unset = no auth)",
     )
     p.add_argument("--max-session-s", type=float, default=3600.0, help="maximum session length, s")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.set_defaults(func=_main)
 
 

@@ -9,7 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from rtvoice.core.service import announce_ready, install_stop_signals, run, setup_logging
+from rtvoice.core.service import (
+    add_server_arguments,
+    announce_ready,
+    install_stop_signals,
+    run,
+    setup_logging,
+)
 from rtvoice.recorder.archive_source import ArchiveSource, LocalArchive, S3Archive
 from rtvoice.recorder.s3 import S3ConfigError, add_s3_arguments, s3_options_from_args
 from rtvoice.recorder.server import RecorderConfig, RecorderServer
@@ -31,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<session id>/{audio.wav,transcript.json,manifest.json,spans.json} to the archive folder or an "
         "S3-compatible store. Spans also go to MongoDB workflow_spans when --mongo-uri is set.",
     )
-    rec.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    rec.add_argument("--port", type=int, default=0, help="gRPC port (default 0 = ephemeral)")
+    add_server_arguments(rec)
     rec.add_argument(
         "--archive-dir",
         type=Path,
@@ -70,7 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="spans waiting for MongoDB before drops (default 10000)",
     )
     mg.add_argument("--span-batch-size", type=int, default=100, help="spans per insert_many (default 100)")
-    rec.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     rec.set_defaults(func=run_recorder)
 
     ses = subparsers.add_parser(
