@@ -16,8 +16,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY operator ./operator
+COPY scripts/install-extras.sh ./scripts/
 RUN pip install --upgrade pip \
- && pip install .
+ && pip install . \
+ && bash scripts/install-extras.sh python
 
 FROM python:3.11-slim
 # tini: PID 1 that forwards SIGTERM (graceful drain) and reaps the exec probes' processes.

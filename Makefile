@@ -4,13 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck proto proto-check bench clean
+.PHONY: setup run test test-tools lint typecheck proto proto-check bench clean
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+$(STAMP): pyproject.toml scripts/install-system-deps.sh scripts/install-extras.sh
 	bash scripts/install-system-deps.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	bash scripts/install-extras.sh $(PY)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -18,7 +19,11 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/rtvoice up $(if $(AGENT),-f $(AGENT),)
 
-test: setup proto-check lint typecheck
+# Tools the tests start (kube-apiserver, helmlite, moto's venv): built here, before pytest, and cached.
+test-tools: setup
+	bash scripts/test-tools.sh
+
+test: setup proto-check lint typecheck test-tools
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: setup

@@ -8,9 +8,9 @@ resamples 16→24 kHz up and 24→16 kHz down.
 
 Measured inside the bridge (instrumented in the bridge process, ``time.perf_counter_ns``):
 
-* down: a provider WebSocket message handed to the adapter (before JSON parsing) → the resulting caller
-  ``AudioFrame`` written to the gRPC stream (decode, queue hops, resample, writer queue, recorder tee,
-  write completed);
+* down: a provider WebSocket message handed to the OpenAI wire (before JSON parsing) → the resulting
+  caller ``AudioFrame`` written to the gRPC stream (decode, translate, event stream, resample, writer
+  queue, recorder tee, write completed);
 * up: a caller ``AudioFrame`` handed to the session → its ``input_audio_buffer.append`` written to the
   provider socket (validate, resample, base64, send).
 
@@ -54,36 +54,30 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def serve_instrumented(args: argparse.Namespace) -> int:
     """Bridge process: patch timing hooks into the adapter and the session, serve, dump stats on exit."""
     from rtvoice.bridge import cli
-    from rtvoice.bridge.providers import openai as openai_mod
-    from rtvoice.bridge.providers.openai_events import EventTranslator
+    from rtvoice.bridge.audio_paths import AgentAudioOut
+    from rtvoice.bridge.providers.openai import wire as wire_mod
+    from rtvoice.bridge.providers.openai.translator import EventTranslator
     from rtvoice.bridge.session import BridgeSession
 
     down: list[tuple[int, int]] = []  # (arrival ns, latency ns)
     up: list[tuple[int, int]] = []
     last_arrival = [0]
-    orig_parse = openai_mod.parse_event
+    orig_parse = wire_mod.parse_event
 
     def parse_event(raw: str | bytes) -> dict[str, Any]:
         last_arrival[0] = time.perf_counter_ns()
         return orig_parse(raw)
 
-    openai_mod.parse_event = parse_event  # type: ignore[assignment]
-    orig_init = EventTranslator.__init__
+    wire_mod.parse_event = parse_event
+    orig_delta = EventTranslator._audio_delta
 
-    def translator_init(self: EventTranslator, *a: Any, **kw: Any) -> None:
-        orig_init(self, *a, **kw)
-        emit = self._emit
-        self.bench_arrivals = deque()  # type: ignore[attr-defined]
+    def audio_delta(self: EventTranslator, evt: dict[str, Any]) -> None:
+        arrivals = self.__dict__.setdefault("bench_arrivals", deque())
+        arrivals.append(last_arrival[0])
+        orig_delta(self, evt)
 
-        def timed_emit(frame: pb.ServerFrame) -> None:
-            if frame.WhichOneof("frame") == "audio" and frame.audio.data:
-                self.bench_arrivals.append(last_arrival[0])  # type: ignore[attr-defined]
-            emit(frame)
-
-        self._emit = timed_emit
-
-    EventTranslator.__init__ = translator_init  # type: ignore[method-assign]
-    orig_agent = BridgeSession._on_agent_audio
+    EventTranslator._audio_delta = audio_delta  # type: ignore[method-assign]
+    orig_agent = AgentAudioOut.on_audio
     orig_caller = BridgeSession._on_caller_audio
     orig_session_init = BridgeSession.__init__
 
@@ -98,22 +92,25 @@ def serve_instrumented(args: argparse.Namespace) -> int:
                 down.append((t0, now - t0))
 
         self.outbox.on_audio_written = written
+        self.agent_out.bench_session = self  # type: ignore[attr-defined]
 
-    async def on_agent_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
+    def on_agent_audio(self: AgentAudioOut, audio: pb.AudioFrame) -> bool:
         # the bench provider sends one item and no audio.done: one chunk per delta, no resampler tails
-        t0 = self.provider._translator.bench_arrivals.popleft() if audio.data else 0  # type: ignore[attr-defined]
-        before = len(self.outbox)
-        await orig_agent(self, audio)
-        if t0 and len(self.outbox) > before:
-            self.bench_queued.append(t0)  # type: ignore[attr-defined]
+        session = self.bench_session  # type: ignore[attr-defined]
+        t0 = session.provider.wire.translator.bench_arrivals.popleft() if audio.data else 0
+        before = len(session.outbox)
+        queued = orig_agent(self, audio)
+        if t0 and len(session.outbox) > before:
+            session.bench_queued.append(t0)
+        return queued
 
-    async def on_caller_audio(self: BridgeSession, audio: pb.AudioFrame) -> None:
+    async def on_caller_audio(self: BridgeSession, frame: pb.ClientFrame) -> None:
         t0 = time.perf_counter_ns()
-        await orig_caller(self, audio)
+        await orig_caller(self, frame)
         up.append((t0, time.perf_counter_ns() - t0))
 
     BridgeSession.__init__ = session_init  # type: ignore[method-assign]
-    BridgeSession._on_agent_audio = on_agent_audio  # type: ignore[method-assign]
+    AgentAudioOut.on_audio = on_agent_audio  # type: ignore[method-assign]
     BridgeSession._on_caller_audio = on_caller_audio  # type: ignore[method-assign]
     try:
         return cli.main(args)
@@ -213,7 +210,7 @@ async def caller(target: str, seconds: float, counts: dict[str, int], started: a
             counts["sent"] = counts.get("sent", 0) + 1
             next_t += FRAME_MS / 1000
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
-        await outbox.put(pb.ClientFrame(end=pb.EndFrame(reason="caller_hangup")))
+        await outbox.put(pb.ClientFrame(end=pb.EndFrame(reason=pb.END_REASON_CALLER_HANGUP)))
         await outbox.put(None)
         try:
             await asyncio.wait_for(reader, 30)

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rtvoice.bridge.providers.gemini import GeminiProvider
-from rtvoice.bridge.providers.gemini_turns import GeminiTurnTracker
+from rtvoice.bridge.providers.gemini.translator import GeminiTurnTracker
 from rtvoice.core.settings import parse_settings
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.fake_gemini import FakeGeminiServer, FakeTurn
@@ -91,10 +91,10 @@ def translation_cpu(messages: int = 5000) -> None:
         }
     ).encode()
     provider = GeminiProvider(SETTINGS, "k")
-    provider._tracker = GeminiTurnTracker(transcripts=True)
+    provider.wire.tracker = GeminiTurnTracker(transcripts=True)
     t0 = time.perf_counter()
     for _ in range(messages):
-        provider._handle_message(raw)
+        provider.link._on_message(raw)
     dt = time.perf_counter() - t0
     print(f"{'server audio message → AudioFrame':<34} {dt / messages * 1e6:7.1f} µs per 40 ms chunk")
 

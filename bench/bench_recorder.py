@@ -8,6 +8,13 @@ warm-up and at the end (growth must stay flat: target < 20 MB), CPU seconds per 
 feeding rate and the finalize time.
 
     .venv/bin/python bench/bench_recorder.py [--minutes 60]
+
+``--fsync-compare`` instead measures what durable acks cost: 1 and 50 concurrent sessions streamed in
+real time (one RecordBatch per 40 ms: two 20 ms caller frames and one 40 ms agent frame), each run once
+with fdatasync per batch (the default) and once with ``--unsafe-no-fsync``. Prints the recorder's CPU
+(% of one core) and the ack latency (batch written -> ack covering it) p50/p99 per run.
+
+    .venv/bin/python bench/bench_recorder.py --fsync-compare [--seconds 10] [--spool-dir DIR]
 """
 
 from __future__ import annotations
@@ -48,10 +55,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_s(pid: int) -> float:
+def cpu_split_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_s(pid: int) -> float:
+    return sum(cpu_split_s(pid))
 
 
 async def frames(minutes: float, progress: list[int]) -> AsyncIterator[rpb.RecordFrame]:
@@ -103,7 +116,7 @@ async def frames(minutes: float, progress: list[int]) -> AsyncIterator[rpb.Recor
         if seq % 200 == 0:
             await asyncio.sleep(0)
     seq += 1
-    yield rpb.RecordFrame(seq=seq, t_us=total_ms * 1000, end=pb.EndFrame(reason="caller_hangup"))
+    yield rpb.RecordFrame(seq=seq, t_us=total_ms * 1000, end=pb.EndFrame(reason=pb.END_REASON_CALLER_HANGUP))
 
 
 async def batches(
@@ -120,16 +133,119 @@ async def batches(
         yield rpb.RecordBatch(frames=batch)
 
 
+#: ``--recorder-pythonpath``: run the recorder from another source tree (e.g. an older commit exported with
+#: ``git archive``) to compare against it.
+RECORDER_PYTHONPATH: str | None = None
+#: ``--recorder-arg``: extra flags for the recorder (e.g. ``--sync-interval-ms=100``).
+RECORDER_ARGS: list[str] = []
+
+
+async def start_recorder(tmp: str, spool: str, *extra: str) -> tuple[asyncio.subprocess.Process, int]:
+    """``rtvoice recorder`` as a child process; returns (process, port)."""
+    env = dict(os.environ)
+    if RECORDER_PYTHONPATH:
+        env["PYTHONPATH"] = RECORDER_PYTHONPATH
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtvoice", "recorder", "--port", "0", "--log-level", "WARNING",
+        "--spool-dir", spool, "--archive-dir", f"{tmp}/archive", *extra,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = await proc.stdout.readline()
+    return proc, int(json.loads(line.split(b" ", 1)[1])["port"])
+
+
+async def realtime_session(port: int, sid: str, seconds: float, latencies: list[float]) -> None:
+    """One session in real time: a batch per 40 ms; appends each batch's ack latency (s)."""
+    fmt = pb.AudioFormat(encoding=pb.AUDIO_ENCODING_PCM16, sample_rate_hz=16000)
+    caller = np.random.default_rng(2).integers(-2000, 2000, 320, dtype=np.int16).tobytes()
+    agent = np.random.default_rng(3).integers(-4000, 4000, 640, dtype=np.int16).tobytes()
+    session = pb.SessionStart(
+        session_id=sid,
+        agent_name="bench",
+        input_format=fmt,
+        output_format=fmt,
+        started_unix_ns=time.time_ns(),
+    )
+    start = rpb.RecordStart(session=session)
+    sent: dict[int, float] = {}
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = recorder_pb2_grpc.RecorderStub(channel).Record()
+        await call.write(rpb.RecordBatch(frames=[rpb.RecordFrame(seq=1, start=start)]))
+
+        async def acks() -> None:
+            covered = 1
+            async for ack in call:
+                now = time.perf_counter()
+                for seq in [s for s in sent if covered < s <= ack.durable_seq]:
+                    latencies.append(now - sent.pop(seq))
+                covered = max(covered, ack.durable_seq)
+                if ack.finalized:
+                    return
+
+        reader = asyncio.create_task(acks())
+        seq, t0 = 1, time.perf_counter()
+        for i in range(int(seconds * 25)):
+            await asyncio.sleep(max(0.0, t0 + i * 0.04 - time.perf_counter()))
+            t_us = i * 40_000
+            heard = pb.ClientFrame(audio=pb.AudioFrame(data=caller))
+            said = pb.ServerFrame(audio=pb.AudioFrame(data=agent))
+            frames = [
+                rpb.RecordFrame(seq=seq + 1, t_us=t_us, client=heard),
+                rpb.RecordFrame(seq=seq + 2, t_us=t_us + 20_000, client=heard),
+                rpb.RecordFrame(seq=seq + 3, t_us=t_us, server=said),
+            ]
+            seq += 3
+            sent[seq] = time.perf_counter()
+            await call.write(rpb.RecordBatch(frames=frames))
+        end = pb.EndFrame(reason=pb.END_REASON_CALLER_HANGUP)
+        await call.write(
+            rpb.RecordBatch(frames=[rpb.RecordFrame(seq=seq + 1, t_us=int(seconds * 1e6), end=end)])
+        )
+        await asyncio.wait_for(reader, 60)
+
+
+async def fsync_run(sessions: int, seconds: float, fsync: bool, spool_root: str | None) -> str:
+    """One measurement; returns the printed line."""
+    with tempfile.TemporaryDirectory(prefix="bench-recorder-", dir=spool_root) as tmp:
+        extra = (*RECORDER_ARGS, *(() if fsync else ("--unsafe-no-fsync",)))
+        proc, port = await start_recorder(tmp, f"{tmp}/spool", *extra)
+        latencies: list[float] = []
+        (user0, sys0), t0 = cpu_split_s(proc.pid), time.perf_counter()
+        await asyncio.gather(*(realtime_session(port, f"b-{i}", seconds, latencies) for i in range(sessions)))
+        user1, sys1 = cpu_split_s(proc.pid)
+        wall = time.perf_counter() - t0
+        cpu, kernel = (user1 - user0) + (sys1 - sys0), sys1 - sys0
+        proc.terminate()
+        await proc.wait()
+    ms = np.asarray(latencies) * 1000
+    p50, p99 = np.percentile(ms, [50, 99]) if ms.size else (float("nan"), float("nan"))
+    mode = "on " if fsync else "off"
+    return (
+        f"sessions {sessions:>3}  fsync {mode}  recorder CPU {100 * cpu / wall:5.1f} % of one core "
+        f"(kernel {100 * kernel / wall:4.1f} %) "
+        f"({cpu / (sessions * seconds / 60):.2f} CPU s per session-minute)  "
+        f"ack latency p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({ms.size} batches)"
+    )
+
+
+async def fsync_compare(seconds: float, spool_root: str | None, *, only_on: bool = False) -> None:
+    where = spool_root or tempfile.gettempdir()
+    fs = os.statvfs(where)
+    print(f"spool under {where} ({fs.f_bsize}-byte blocks); {os.cpu_count()} CPUs; {seconds:g} s per run")
+    if RECORDER_ARGS:
+        print(f"recorder flags: {' '.join(RECORDER_ARGS)}")
+    if RECORDER_PYTHONPATH:
+        print(f"recorder from {RECORDER_PYTHONPATH} ('fsync on' = that tree's default)")
+    for sessions in (1, 50):
+        for fsync in (True,) if only_on else (True, False):
+            print(await fsync_run(sessions, seconds, fsync, spool_root), flush=True)
+
+
 async def run(minutes: float) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-recorder-") as tmp:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rtvoice", "recorder", "--port", "0", "--log-level", "WARNING",
-            "--spool-dir", f"{tmp}/spool", "--archive-dir", f"{tmp}/archive",
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()
-        port = json.loads(line.split(b" ", 1)[1])["port"]
+        proc, port = await start_recorder(tmp, f"{tmp}/spool")
         pid = proc.pid
         progress = [0]
         samples: list[tuple[int, float]] = []
@@ -200,8 +316,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=60.0, help="simulated session length (default 60)")
+    parser.add_argument("--fsync-compare", action="store_true", help="measure fsync per batch on vs off")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--fsync-compare: seconds per run")
+    parser.add_argument("--spool-dir", default=None, help="--fsync-compare: folder for the spools")
+    parser.add_argument("--recorder-pythonpath", default=None, help="run the recorder from this source tree")
+    parser.add_argument("--recorder-arg", action="append", default=[], help="extra recorder flag (repeat it)")
+    parser.add_argument("--fsync-only", action="store_true", help="--fsync-compare: skip the fsync-off runs")
     args = parser.parse_args()
-    asyncio.run(run(args.minutes))
+    global RECORDER_PYTHONPATH
+    RECORDER_PYTHONPATH = args.recorder_pythonpath
+    RECORDER_ARGS.extend(args.recorder_arg)
+    if args.fsync_compare:
+        asyncio.run(fsync_compare(args.seconds, args.spool_dir, only_on=args.fsync_only))
+    else:
+        asyncio.run(run(args.minutes))
 
 
 if __name__ == "__main__":

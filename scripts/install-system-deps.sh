@@ -3,7 +3,8 @@
 # Go + etcd for the Kubernetes test environment. Speech (espeak-ng, pocketsphinx) comes from PyPI.
 set -euo pipefail
 pkgs=(chromium fonts-liberation golang-go etcd-server dpkg-dev rsync openssl golang-github-modern-go-reflect2-dev
-      golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev)
+      golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
+      asterisk-core-sounds-en-wav asterisk-core-sounds-en)  # human speech + transcripts for WER tests
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

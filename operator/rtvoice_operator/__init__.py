@@ -1,7 +1,8 @@
 """rtvoice Kubernetes operator: ``VoiceAgent`` custom resources become running realtime bridges.
 
-Modules, one job each: :mod:`.crd` (the CRD generated from the settings model), :mod:`.render` (pure
-functions rendering a bridge's ConfigMap, Deployment and Service), :mod:`.validate` (rules the CRD schema
+Modules, one job each: :mod:`.crd` (the CRD generated from the settings model), :mod:`.render`,
+:mod:`.render_net`, :mod:`.render_scale` and :mod:`.children` (pure functions rendering a bridge's
+ConfigMap, Deployment, Services, NetworkPolicy and autoscaler), :mod:`.validate` (rules the CRD schema
 cannot express), :mod:`.conditions` (status conditions), :mod:`.kubeapi` (a small async Kubernetes API
 client doing server-side apply), :mod:`.reconcile` (the one idempotent reconcile), :mod:`.handlers` (thin
 kopf handlers), :mod:`.health` (the gRPC health probe) and :mod:`.cli` (``rtvoice operator|crd|health``).
@@ -9,6 +10,7 @@ kopf handlers), :mod:`.health` (the gRPC health probe) and :mod:`.cli` (``rtvoic
 
 from __future__ import annotations
 
+from rtvoice.core.addresses import BRIDGE_PORT
 from rtvoice.core.settings import API_GROUP, API_VERSION, KIND
 
 PLURAL = "voiceagents"
@@ -17,7 +19,6 @@ SHORT_NAMES = ("va",)
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 AGENT_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 FIELD_MANAGER = "rtvoice-operator"
-BRIDGE_PORT = 50051
 
 # Labels on every child; the selector uses NAME_LABEL + AGENT_LABEL (both immutable for an agent).
 NAME_LABEL = "app.kubernetes.io/name"

@@ -5,18 +5,41 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Self
 
+from pydantic import Field, model_validator
+
+from rtvoice.core.config import Opt
+from rtvoice.core.server_settings import LogSettings
 from rtvoice_operator import health
-from rtvoice_operator.config import (
-    ENV_BRIDGE_IMAGE,
-    ENV_GRACE,
-    ENV_PRESTOP,
-    ENV_RECORDER,
-    OperatorConfig,
-    OperatorConfigError,
-    parse_resources,
-)
+from rtvoice_operator.config import OperatorConfig, OperatorConfigError
+
+
+class OperatorCommand(OperatorConfig, LogSettings):
+    """``rtvoice operator``: the operator-wide settings, where it watches, and its health endpoint."""
+
+    namespace: Annotated[list[str], Opt(short="-n")] = Field(
+        default_factory=list,
+        description="watch this namespace (repeatable; exact names start at once, globs need namespace "
+        "list rights)",
+    )
+    all_namespaces: Annotated[bool, Opt(short="-A", switch=True)] = Field(
+        False, description="watch every namespace (the default when no --namespace is given)"
+    )
+    host: str = Field("127.0.0.1", description="address of the /healthz endpoint")
+    health_port: Annotated[int | None, Opt(metavar="PORT")] = Field(
+        None, ge=1, le=65535, description="serve kopf's liveness endpoint /healthz on this port"
+    )
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> Self:
+        if self.namespace and self.all_namespaces:
+            raise ValueError("give --namespace or --all-namespaces, not both")
+        return self
+
+
+#: The configuration model of each command (``tests/operator/test_chart_config_schema.py`` reads it).
+SETTINGS = {"operator": OperatorCommand}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,49 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "operator",
         help="run the Kubernetes operator: VoiceAgent resources become realtime-bridge Deployments",
         description=(
-            "Watch VoiceAgent resources (rtvoice.io/v1alpha1) and keep, for each, a ConfigMap, Deployment "
-            "and Service of its realtime-bridge, applied with server-side apply (field manager "
+            "Watch VoiceAgent resources (rtvoice.io/v1alpha1) and keep, for each, a ConfigMap, Deployment, "
+            "Services (ClusterIP and headless), optional NetworkPolicy and autoscaler of its "
+            "realtime-bridge, applied with server-side apply (field manager "
             "rtvoice-operator). Writes only the agents' status. Credentials: in-cluster service account, "
             "else $KUBECONFIG / ~/.kube/config. Each flag defaults to the RTVOICE_* variable in its help."
         ),
     )
-    scope = op.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        default=[],
-        help="watch this namespace (repeatable; glob allowed)",
-    )
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
-    op.add_argument(
-        "--bridge-image", help=f"image of the bridge pods (${ENV_BRIDGE_IMAGE}; default rtvoice:latest)"
-    )
-    op.add_argument(
-        "--image-pull-policy", choices=["Always", "IfNotPresent", "Never"], help="of the bridge pods"
-    )
-    op.add_argument(
-        "--recorder", metavar="HOST:PORT", help=f"recorder gRPC address the bridges tee to (${ENV_RECORDER})"
-    )
-    op.add_argument(
-        "--termination-grace-s",
-        type=int,
-        help=f"time a stopping bridge gets to drain live calls (${ENV_GRACE})",
-    )
-    op.add_argument(
-        "--prestop-delay-s", type=int, help=f"pre-stop sleep while endpoints update (${ENV_PRESTOP})"
-    )
-    op.add_argument(
-        "--bridge-resources", metavar="JSON", help="bridge container ResourceRequirements as JSON"
-    )
-    op.add_argument("--engine-resources", metavar="JSON", help="offline-engine sidecar ResourceRequirements")
-    op.add_argument(
-        "--host", default="127.0.0.1", help="address of the /healthz endpoint (default %(default)s)"
-    )
-    op.add_argument(
-        "--health-port", type=int, default=None, help="serve kopf's liveness endpoint /healthz on this port"
-    )
-    op.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    OperatorCommand.add_arguments(op)
     op.set_defaults(func=_operator)
 
     crd = subparsers.add_parser(
@@ -114,39 +102,28 @@ def _crd(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_config(args: argparse.Namespace) -> OperatorConfig:
-    """OperatorConfig from the flags, falling back to RTVOICE_* variables. Raises OperatorConfigError."""
-    overrides: dict[str, Any] = {
-        "bridge_image": args.bridge_image,
-        "image_pull_policy": args.image_pull_policy,
-        "recorder_address": args.recorder,
-        "termination_grace_s": args.termination_grace_s,
-        "prestop_delay_s": args.prestop_delay_s,
-    }
-    if args.bridge_resources:
-        overrides["bridge_resources"] = parse_resources("--bridge-resources", args.bridge_resources)
-    if args.engine_resources:
-        overrides["engine_resources"] = parse_resources("--engine-resources", args.engine_resources)
-    return OperatorConfig.from_env(**overrides)
+def build_config(args: argparse.Namespace) -> OperatorCommand:
+    """The configuration from the flags, falling back to RTVOICE_* variables. Raises OperatorConfigError."""
+    return OperatorCommand.from_args(args)
 
 
 def _operator(args: argparse.Namespace) -> int:
     from rtvoice.core.service import setup_logging
 
-    setup_logging("operator", args.log_level)
     try:
         config = build_config(args)
     except OperatorConfigError as err:
         print(f"rtvoice operator: {err}", file=sys.stderr)
         return 2
+    setup_logging("operator", config.log_level)
     from rtvoice_operator.runner import OperatorStartError, run_operator
 
     try:
         return run_operator(
             config,
-            namespaces=tuple(args.namespace),
-            health_host=args.host,
-            health_port=args.health_port,
+            namespaces=tuple(config.namespace),
+            health_host=config.host,
+            health_port=config.health_port,
         )
     except OperatorStartError as err:
         print(f"rtvoice operator: {err}", file=sys.stderr)

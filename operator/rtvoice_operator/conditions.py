@@ -7,6 +7,13 @@ only when ``status`` changes) and ``observedGeneration``.
 - ``ConfigValid``: the spec passes the rules the CRD cannot express (:mod:`.validate`).
 - ``Ready``: the bridge Deployment has ``status.readyReplicas >= spec.replicas > 0``.
 - ``Progressing``: a rollout of the current spec is under way (False once it completed).
+- ``Reconciling`` (kstatus): True while the operator or the Deployment controller is still working
+  towards the current spec (children being created, a rollout under way, the Deployment controller not
+  yet at the new template). Tools such as Argo CD and Flux (kstatus) read it, together with
+  ``observedGeneration`` != ``metadata.generation``, as "in progress".
+- ``Stalled`` (kstatus): True when the operator cannot make progress by itself: the settings are
+  invalid (``ConfigValid=False``) or applying the children failed; kstatus reports the agent "Failed".
+  Only one of ``Reconciling`` and ``Stalled`` is True at a time.
 """
 
 from __future__ import annotations
@@ -70,6 +77,29 @@ def progressing_condition(
     return "False", "RolloutComplete", f"all {wanted} bridge replicas run the current settings"
 
 
+def reconciling_condition(
+    deployment: dict[str, Any] | None, config_problems: Sequence[Problem], apply_error: str | None = None
+) -> tuple[str, str, str]:
+    """``(status, reason, message)`` of ``Reconciling``: True exactly while ``Progressing`` is True."""
+    status, reason, message = progressing_condition(deployment, config_problems, apply_error)
+    if status == "True":
+        return "True", reason, message
+    if config_problems or apply_error:
+        return "False", "Stalled", "not reconciling: see the Stalled condition"
+    return "False", "Reconciled", message
+
+
+def stalled_condition(
+    config_problems: Sequence[Problem], apply_error: str | None = None
+) -> tuple[str, str, str]:
+    """``(status, reason, message)`` of ``Stalled``: invalid settings or a failed apply."""
+    if config_problems:
+        return "True", "InvalidSettings", "; ".join(p.message for p in config_problems)
+    if apply_error:
+        return "True", "ApplyFailed", apply_error
+    return "False", "NotStalled", "nothing blocks the reconcile"
+
+
 def config_condition(config_problems: Sequence[Problem]) -> tuple[str, str, str]:
     """``(status, reason, message)`` of ``ConfigValid``; the first problem's reason, all messages."""
     if not config_problems:
@@ -85,12 +115,14 @@ def build_status(
     deployment: dict[str, Any] | None,
     now: str,
     apply_error: str | None = None,
+    bridge_address: str | None = None,
 ) -> dict[str, Any]:
     """The new ``status`` (without kopf's own field) for ``metadata.generation == generation``.
 
     ``previous`` is the current status (or None); a condition keeps its ``lastTransitionTime`` while its
     ``status`` is unchanged. ``now`` is an RFC 3339 timestamp (see :func:`utc_now`). ``apply_error`` is
-    the API's message when applying the children failed.
+    the API's message when applying the children failed. ``bridge_address`` (the gRPC target of the
+    agent's headless Service) goes to ``status.bridgeAddress`` when given.
     """
     old = {c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, dict)}
     conditions = []
@@ -98,6 +130,8 @@ def build_status(
         ("Ready", ready_condition(deployment, config_problems)),
         ("ConfigValid", config_condition(config_problems)),
         ("Progressing", progressing_condition(deployment, config_problems, apply_error)),
+        ("Reconciling", reconciling_condition(deployment, config_problems, apply_error)),
+        ("Stalled", stalled_condition(config_problems, apply_error)),
     ):
         before = old.get(ctype)
         since = before.get("lastTransitionTime") if before and before.get("status") == status else None
@@ -111,7 +145,10 @@ def build_status(
                 "observedGeneration": generation,
             }
         )
-    return {"observedGeneration": generation, "conditions": conditions}
+    result: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+    if bridge_address:
+        result["bridgeAddress"] = bridge_address
+    return result
 
 
 def status_changed(current: dict[str, Any] | None, new: dict[str, Any]) -> bool:

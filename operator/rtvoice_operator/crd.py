@@ -48,7 +48,7 @@ _PASS_THROUGH = frozenset(
 )
 _DROPPED = frozenset({"title", "default", "$defs", "examples", "additionalProperties"})
 
-CONDITION_TYPES = ("Ready", "ConfigValid", "Progressing")
+CONDITION_TYPES = ("Ready", "ConfigValid", "Progressing", "Reconciling", "Stalled")
 
 
 class CrdSchemaError(ValueError):
@@ -144,6 +144,10 @@ def status_schema() -> dict[str, Any]:
                 "type": "integer",
                 "format": "int64",
                 "description": "metadata.generation the conditions describe.",
+            },
+            "bridgeAddress": {
+                "type": "string",
+                "description": "gRPC target of the agent's bridges (dns:/// name of its headless Service).",
             },
             "conditions": {
                 "type": "array",

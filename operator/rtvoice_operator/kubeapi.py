@@ -24,6 +24,9 @@ RESOURCES: dict[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "Namespace"): "namespaces",
     ("apps/v1", "Deployment"): "deployments",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     (AGENT_API_VERSION, KIND): PLURAL,
 }
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -146,6 +149,15 @@ class KubeApi:
         raise_for_status(response)
         result: dict[str, Any] = response.json()
         return result
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete the object; True when it was there, False when it (or its whole resource type, e.g. a
+        CRD that is not installed, or an API version the server does not serve) was not (404)."""
+        response = await self._request("DELETE", resource_path(api_version, kind, namespace, name))
+        if response.status_code == 404:
+            return False
+        raise_for_status(response)
+        return True
 
     async def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]

@@ -15,13 +15,26 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from rtvoice.core.settings import SettingsError, parse_settings
-from rtvoice_operator import AGENT_API_VERSION, KIND
+from rtvoice.core.addresses import bridge_address
+from rtvoice.core.settings import AgentSettings, SettingsError, parse_settings
+from rtvoice_operator import AGENT_API_VERSION, FIELD_MANAGER, KIND
+from rtvoice_operator.children import render_children, stale_kinds
 from rtvoice_operator.conditions import build_status, status_changed, utc_now
 from rtvoice_operator.config import OperatorConfig
 from rtvoice_operator.kubeapi import KubeApi, KubeApiError
-from rtvoice_operator.render import AgentRef, child_name, render_children
+from rtvoice_operator.render import AgentRef, child_name
 from rtvoice_operator.validate import Problem, semantic_problems
+
+REPLICAS_HANDOVER_MANAGER = "rtvoice-operator-replicas-handover"
+
+
+def owns_replicas(deployment: dict[str, Any], manager: str) -> bool:
+    """Whether ``manager`` holds ``spec.replicas`` of ``deployment`` by server-side apply (managedFields)."""
+    for entry in deployment.get("metadata", {}).get("managedFields") or []:
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if entry.get("manager") == manager and entry.get("operation") == "Apply" and "f:replicas" in spec:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,39 @@ class Reconciler:
 
     def _lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    async def _apply_children(
+        self, agent: AgentRef, settings: AgentSettings, applied: list[str]
+    ) -> dict[str, Any] | None:
+        """Apply every child in order (appending each kind to ``applied``), remove autoscalers the spec
+        no longer asks for; returns the Deployment as stored. Raises KubeApiError at the first failure."""
+        children = render_children(agent, settings, self.config)
+        if settings.autoscaling is not None:
+            await self._hand_replicas_over(agent)
+        deployment = None
+        for child in children:
+            stored = await self.api.apply(child)
+            applied.append(child["kind"])
+            if child["kind"] == "Deployment":
+                deployment = stored
+        for api_version, kind in stale_kinds(children, self.config):
+            await self.api.delete(api_version, kind, agent.namespace, child_name(agent.name))
+        return deployment
+
+    async def _hand_replicas_over(self, agent: AgentRef) -> None:
+        """Before the first apply without ``spec.replicas`` (autoscaling just switched on), give the field
+        to a manager that never applies again: released by its only owner, the API server would reset it
+        to 1 and drop all but one pod until the autoscaler's next sync. No-op once handed over."""
+        current = await self.api.get("apps/v1", "Deployment", agent.namespace, child_name(agent.name))
+        if current is None or not owns_replicas(current, FIELD_MANAGER):
+            return
+        handover = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": child_name(agent.name), "namespace": agent.namespace},
+            "spec": {"replicas": current["spec"]["replicas"]},
+        }
+        await self.api.apply(handover, field_manager=REPLICAS_HANDOVER_MANAGER)
 
     async def reconcile(self, namespace: str, name: str, logger: logging.Logger | Any) -> Outcome | None:
         """Bring the children and status of VoiceAgent ``namespace/name`` in line with its spec.
@@ -74,11 +120,7 @@ class Reconciler:
                 deployment = await self.api.get("apps/v1", "Deployment", namespace, child_name(name))
             else:
                 try:
-                    for child in render_children(agent, settings, self.config):
-                        stored = await self.api.apply(child)
-                        applied.append(child["kind"])
-                        if child["kind"] == "Deployment":
-                            deployment = stored
+                    deployment = await self._apply_children(agent, settings, applied)
                 except KubeApiError as err:
                     apply_error = str(err)
                     deployment = await self.api.get("apps/v1", "Deployment", namespace, child_name(name))
@@ -90,6 +132,7 @@ class Reconciler:
                 deployment=deployment,
                 now=utc_now(),
                 apply_error=apply_error,
+                bridge_address=bridge_address(name, namespace, self.config.cluster_domain),
             )
             if status_changed(body.get("status"), status):
                 await self.api.patch_status(AGENT_API_VERSION, KIND, namespace, name, status)

@@ -1,10 +1,11 @@
-"""Pure functions: one VoiceAgent → the ConfigMap, Service and Deployment of its realtime bridge.
+"""Pure functions: one VoiceAgent → the identity, labels and metadata of its children, its ConfigMap and
+its bridge Deployment (Services and NetworkPolicy: :mod:`.render_net`; autoscalers: :mod:`.render_scale`;
+the full list: :mod:`.children`).
 
-No I/O here; :mod:`rtvoice_operator.reconcile` applies the result with server-side apply. Every child is
-named ``rtvoice-bridge-{agent}`` (the ingress routes ``/v1/agents/{ns}/{name}`` to
-``rtvoice-bridge-{name}.{ns}.svc.cluster.local:50051``), labelled, and owned by the VoiceAgent through a
-controller ownerReference. A hash of the rendered settings sits on the pod template, so any settings
-change rolls the Deployment.
+No I/O here; :mod:`rtvoice_operator.reconcile` applies the result with server-side apply. Children are
+named ``rtvoice-bridge-{agent}`` (:mod:`rtvoice.core.addresses`), labelled, and owned by the VoiceAgent
+through a controller ownerReference. A hash of the rendered settings sits on the pod template, so any
+settings change rolls the Deployment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from rtvoice.core.addresses import bridge_service_name
 from rtvoice.core.settings import AgentSettings
 from rtvoice_operator import (
     AGENT_API_VERSION,
@@ -30,11 +32,16 @@ from rtvoice_operator import (
 )
 from rtvoice_operator.config import OperatorConfig
 
-CHILD_PREFIX = "rtvoice-bridge-"
-AGENT_FILE_DIR = "/etc/rtvoice"
+AGENT_FILE_DIR = "/etc/rtvoice/agent"
 AGENT_FILE_KEY = "agent.yaml"
-API_KEY_ENV = "RTVOICE_PROVIDER_API_KEY"
+API_KEY_DIR = "/etc/rtvoice/provider"
+API_KEY_FILE = "api-key"
+INTERNAL_TOKEN_DIR = "/etc/rtvoice/internal"
+INTERNAL_TOKEN_KEY = "token"  # key of the internal-auth Secret
+METRICS_PATH = "/metrics"
 LOCAL_ENGINE_PORT = 8765
+# Spec fields that shape the Deployment, not a bridge: kept out of agent.yaml (camelCase names).
+NOT_IN_AGENT_FILE = frozenset({"replicas", "autoscaling", "terminationGracePeriodSeconds"})
 HEALTH_PROBE_COMMAND = ("python", "-m", "rtvoice_operator.health", "--grpc")
 
 
@@ -54,8 +61,8 @@ class AgentRef:
 
 
 def child_name(agent_name: str) -> str:
-    """Name of the agent's ConfigMap, Service and Deployment: ``rtvoice-bridge-{agent_name}``."""
-    return CHILD_PREFIX + agent_name
+    """Name of the agent's children (ConfigMap, Service, Deployment, ...): ``rtvoice-bridge-{agent_name}``."""
+    return bridge_service_name(agent_name)
 
 
 def selector_labels(agent_name: str) -> dict[str, str]:
@@ -86,9 +93,10 @@ def owner_reference(agent: AgentRef) -> dict[str, Any]:
     }
 
 
-def _metadata(agent: AgentRef) -> dict[str, Any]:
+def child_metadata(agent: AgentRef, name: str | None = None) -> dict[str, Any]:
+    """``metadata`` of a child: ``name`` (default :func:`child_name`), namespace, labels, owner."""
     return {
-        "name": child_name(agent.name),
+        "name": name or child_name(agent.name),
         "namespace": agent.namespace,
         "labels": child_labels(agent.name),
         "ownerReferences": [owner_reference(agent)],
@@ -96,12 +104,16 @@ def _metadata(agent: AgentRef) -> dict[str, Any]:
 
 
 def agent_file_text(agent: AgentRef, settings: AgentSettings) -> str:
-    """The bridge's ``agent.yaml``: a VoiceAgent document with the full camelCase settings (no secrets)."""
+    """The bridge's ``agent.yaml``: a VoiceAgent document with the camelCase settings (no secrets), less
+    the fields about the pod count and lifetime (:data:`NOT_IN_AGENT_FILE`): the bridge does not use them,
+    and leaving them out keeps a scale change from rolling every pod (the file's hash is on the template).
+    """
+    spec = {k: v for k, v in settings.to_public_dict().items() if k not in NOT_IN_AGENT_FILE}
     doc = {
         "apiVersion": AGENT_API_VERSION,
         "kind": KIND,
         "metadata": {"name": agent.name, "namespace": agent.namespace},
-        "spec": settings.to_public_dict(),
+        "spec": spec,
     }
     return yaml.safe_dump(doc, sort_keys=True)
 
@@ -116,30 +128,8 @@ def render_configmap(agent: AgentRef, settings: AgentSettings) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(agent),
+        "metadata": child_metadata(agent),
         "data": {AGENT_FILE_KEY: agent_file_text(agent, settings)},
-    }
-
-
-def render_service(agent: AgentRef) -> dict[str, Any]:
-    """ClusterIP Service ``rtvoice-bridge-{name}`` exposing the bridge's gRPC port 50051."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(agent),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(agent.name),
-            "ports": [
-                {
-                    "name": "grpc",
-                    "port": BRIDGE_PORT,
-                    "targetPort": "grpc",
-                    "protocol": "TCP",
-                    "appProtocol": "grpc",
-                }
-            ],
-        },
     }
 
 
@@ -183,13 +173,40 @@ def _container_security() -> dict[str, Any]:
     }
 
 
-def drain_timeout_s(cfg: OperatorConfig) -> int:
-    """How long (s) a stopping bridge lets live calls continue: the termination grace minus the pre-stop
-    delay minus 5 s to end the calls and exit before the kubelet's SIGKILL; at least 1 s."""
-    return max(1, cfg.termination_grace_s - cfg.prestop_delay_s - 5)
+def prestop_delay_s(grace_s: int, cfg: OperatorConfig) -> int:
+    """The pre-stop sleep (s): the operator's, shortened so it leaves at least 6 s of a short grace."""
+    return max(0, min(cfg.prestop_delay_s, grace_s - 6))
 
 
-def _bridge_container(settings: AgentSettings, cfg: OperatorConfig) -> dict[str, Any]:
+def drain_timeout_s(grace_s: int, cfg: OperatorConfig) -> int:
+    """How long (s) a stopping bridge lets live calls continue: the termination grace ``grace_s`` minus the
+    pre-stop delay minus 5 s to end the calls and exit before the kubelet's SIGKILL; at least 1 s."""
+    return max(1, grace_s - prestop_delay_s(grace_s, cfg) - 5)
+
+
+def _secret_volumes(settings: AgentSettings, cfg: OperatorConfig) -> list[tuple[dict[str, Any], str, str]]:
+    """``(volume, mount dir, file flag)`` for each Secret the bridge reads as a file: the provider API key
+    (``credentials.secretRef``) and the internal token. Mounted whole (no ``subPath``), so the kubelet
+    refreshes a rotated Secret in the running pod."""
+    found = []
+    ref = settings.credentials.secret_ref
+    if ref is not None:
+        volume = {
+            "name": "api-key",
+            "secret": {"secretName": ref.name, "items": [{"key": ref.key, "path": API_KEY_FILE}]},
+        }
+        found.append((volume, API_KEY_DIR, "--api-key-file"))
+    if cfg.internal_token_secret:
+        items = [{"key": INTERNAL_TOKEN_KEY, "path": INTERNAL_TOKEN_KEY}]
+        volume = {
+            "name": "internal-token",
+            "secret": {"secretName": cfg.internal_token_secret, "items": items},
+        }
+        found.append((volume, INTERNAL_TOKEN_DIR, "--internal-token-file"))
+    return found
+
+
+def _bridge_container(settings: AgentSettings, cfg: OperatorConfig, grace_s: int) -> dict[str, Any]:
     args = [
         "bridge",
         "--host",
@@ -201,20 +218,29 @@ def _bridge_container(settings: AgentSettings, cfg: OperatorConfig) -> dict[str,
         "--recorder",
         cfg.recorder_address,
         "--drain-timeout-s",
-        str(drain_timeout_s(cfg)),
+        str(drain_timeout_s(grace_s, cfg)),
+        "--metrics-port",
+        str(cfg.metrics_port),
     ]
     if settings.provider == "local":
         args += ["--provider-url", f"ws://127.0.0.1:{LOCAL_ENGINE_PORT}/v1/realtime"]
-    env: list[dict[str, Any]] = []
-    ref = settings.credentials.secret_ref
-    if ref is not None:
-        env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
-    container: dict[str, Any] = {
+    mounts = [
+        {"name": "agent", "mountPath": AGENT_FILE_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    for volume, directory, flag in _secret_volumes(settings, cfg):
+        file = volume["secret"]["items"][0]["path"]
+        args += [flag, f"{directory}/{file}"]
+        mounts.append({"name": volume["name"], "mountPath": directory, "readOnly": True})
+    return {
         "name": "bridge",
         "image": cfg.bridge_image,
         "imagePullPolicy": cfg.image_pull_policy,
         "args": args,
-        "ports": [{"name": "grpc", "containerPort": BRIDGE_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "grpc", "containerPort": BRIDGE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": cfg.metrics_port, "protocol": "TCP"},
+        ],
         # The bridge's gRPC health service answers NOT_SERVING while it drains; exec, not a `grpc` probe,
         # because grpc probes need Kubernetes >= 1.24.
         "readinessProbe": {
@@ -229,32 +255,40 @@ def _bridge_container(settings: AgentSettings, cfg: OperatorConfig) -> dict[str,
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
-        # Keep serving while the endpoint leaves the Service, then SIGTERM starts the drain of live calls,
+        # Keep serving while the endpoint leaves the Services, then SIGTERM starts the drain of live calls,
         # bounded by terminationGracePeriodSeconds.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(cfg.prestop_delay_s)]}}},
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(prestop_delay_s(grace_s, cfg))]}}},
         "resources": cfg.bridge_resources,
         "securityContext": _container_security(),
-        "volumeMounts": [
-            {"name": "agent", "mountPath": AGENT_FILE_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     }
-    if env:
-        container["env"] = env
-    return container
+
+
+def scrape_annotations(cfg: OperatorConfig) -> dict[str, str]:
+    """The ``prometheus.io/*`` pod annotations that annotation-driven Prometheus scrape configs follow."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(cfg.metrics_port),
+        "prometheus.io/path": METRICS_PATH,
+    }
 
 
 def render_deployment(agent: AgentRef, settings: AgentSettings, cfg: OperatorConfig) -> dict[str, Any]:
     """Deployment ``rtvoice-bridge-{name}`` running ``rtvoice bridge`` (plus the offline engine as a
     sidecar when ``provider: local``), rolling one extra pod at a time so live calls keep their bridge.
+
+    With ``spec.autoscaling`` the Deployment leaves ``replicas`` to the autoscaler (the field is not
+    applied, so the operator does not fight the HorizontalPodAutoscaler). The termination grace is
+    ``spec.terminationGracePeriodSeconds`` or the operator's default; the drain timeout follows it.
     """
-    containers = [_bridge_container(settings, cfg)]
+    grace_s = cfg.grace_s(settings.termination_grace_period_seconds)
+    containers = [_bridge_container(settings, cfg, grace_s)]
     if settings.provider == "local":
         containers.append(_local_engine_container(settings, cfg))
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": cfg.termination_grace_s,
+        "terminationGracePeriodSeconds": grace_s,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -265,31 +299,25 @@ def render_deployment(agent: AgentRef, settings: AgentSettings, cfg: OperatorCon
         "volumes": [
             {"name": "agent", "configMap": {"name": child_name(agent.name)}},
             {"name": "tmp", "emptyDir": {}},
+            *(volume for volume, _, _ in _secret_volumes(settings, cfg)),
         ],
     }
     if cfg.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in cfg.image_pull_secrets]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(agent),
-        "spec": {
-            "replicas": settings.replicas,
-            "selector": {"matchLabels": selector_labels(agent.name)},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {
-                    "labels": child_labels(agent.name),
-                    "annotations": {
-                        SETTINGS_HASH_ANNOTATION: settings_hash(agent_file_text(agent, settings))
-                    },
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(agent.name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {
+            "metadata": {
+                "labels": child_labels(agent.name),
+                "annotations": {
+                    SETTINGS_HASH_ANNOTATION: settings_hash(agent_file_text(agent, settings)),
+                    **scrape_annotations(cfg),
                 },
-                "spec": pod_spec,
             },
+            "spec": pod_spec,
         },
     }
-
-
-def render_children(agent: AgentRef, settings: AgentSettings, cfg: OperatorConfig) -> list[dict[str, Any]]:
-    """All children in apply order: ConfigMap (mounted by the pods), Service, Deployment."""
-    return [render_configmap(agent, settings), render_service(agent), render_deployment(agent, settings, cfg)]
+    if settings.autoscaling is None:
+        spec = {"replicas": settings.replicas, **spec}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": child_metadata(agent), "spec": spec}

@@ -10,6 +10,7 @@ import asyncio
 
 import httpx
 import kopf
+from kopf._cogs.structs.references import Insights  # not re-exported by kopf; stable since kopf 1.30
 
 from rtvoice.core.service import announce_ready, run
 from rtvoice_operator import API_GROUP, API_VERSION, PLURAL
@@ -56,17 +57,24 @@ def run_operator(
     health_port: int | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM: all namespaces when ``namespaces`` is empty. Announces readiness
-    (``RTVOICE_READY {"service": "operator", ...}``) once kopf watches. Raises OperatorStartError."""
+    (``RTVOICE_READY {"service": "operator", ...}``) once kopf's start-up handlers ran and it knows the
+    namespaces and resources it watches (its watch streams start right then). Exact namespace names
+    (no glob) turn kopf's namespace scanning off, so no namespace list permission is needed and watching
+    starts within seconds. Raises OperatorStartError."""
     server = preflight()
     from rtvoice_operator import handlers  # noqa: F401  (registers the handlers with kopf)
 
+    exact = bool(namespaces) and not any(set(ns) & set("*?[]!,") for ns in namespaces)
     liveness = f"http://{health_host}:{health_port}/healthz" if health_port else None
 
     async def main() -> int:
         ready = asyncio.Event()
+        insights = Insights()
 
         async def announce() -> None:
             await ready.wait()
+            await insights.ready_namespaces.wait()
+            await insights.ready_resources.wait()
             announce_ready("operator", port=health_port or 0, api_server=server, namespaces=list(namespaces))
 
         announcer = asyncio.create_task(announce())
@@ -76,8 +84,9 @@ def run_operator(
                 clusterwide=not namespaces,
                 namespaces=namespaces,
                 liveness_endpoint=liveness,
-                memo=kopf.Memo(config=config),
+                memo=kopf.Memo(config=config, exact_namespaces=exact),
                 ready_flag=ready,
+                insights=insights,
             )
         finally:
             announcer.cancel()

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,9 @@ import numpy as np
 import pytest
 
 from rtvoice.localrt.asr import get_recognizer
+from tests.e2e.calls import run_call as _call
+from tests.e2e.calls import summary_of
+from tests.e2e.calls import wait_archive as _archive
 from tests.support.speech import write_wav
 from tests.support.stack import UpInstance, running_up
 
@@ -26,35 +28,6 @@ QUESTION = "what is the weather today"
 EXPECTED_REPLY = "you said what is the weather today"
 
 pytestmark = pytest.mark.slow
-
-
-async def _call(up: UpInstance, wav: Path, *extra: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtvoice",
-        "call",
-        str(wav),
-        "--state-file",
-        str(up.up_file),
-        "--json",
-        *extra,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def _archive(up: UpInstance, session_id: str, timeout_s: float = 20.0) -> Path:
-    folder = up.archive_dir / session_id
-    for _ in range(int(timeout_s / 0.1)):
-        if (folder / "manifest.json").exists():
-            return folder
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no archive for {session_id} in {up.archive_dir}:\n{up.log_text()[-3000:]}")
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int, int]:
@@ -106,6 +79,23 @@ async def test_spoken_question_is_answered_and_archived(tmp_path: Path) -> None:
         assert manifest["complete"] is True
         assert "apiKey" not in json.dumps(manifest) and up.token not in json.dumps(manifest)
 
+        # One trace follows the call: every archived span carries the trace id the ingress minted
+        # (sent to the caller in session.started), and the bridge's session span is parented on the
+        # ingress's span named in the traceparent.
+        trace_id = summary["trace_id"]
+        assert isinstance(trace_id, str) and len(trace_id) == 32
+        spans = [json.loads(line) for line in (folder / "spans.json").read_text().splitlines() if line]
+        assert spans and {s["trace_id"] for s in spans} == {trace_id}
+        assert manifest["trace_id"] == trace_id
+        bridge_root = next(s for s in spans if s["name"] == "session")
+        ingress_root = next(s for s in spans if s["name"] == "ingress.session")
+        assert ingress_root["parent_span_id"] is None
+        assert bridge_root["parent_span_id"] == ingress_root["span_id"]
+        assert ingress_root["attributes"]["end_reason"] == "caller_hangup"
+        connect = next(s for s in spans if s["name"] == "ingress.connect")
+        assert connect["parent_span_id"] == ingress_root["span_id"] and connect["attributes"]["ok"] is True
+        assert ingress_root["start_unix_ns"] <= connect["start_unix_ns"] <= bridge_root["start_unix_ns"]
+
         # audio.wav: stereo, length matches the session ±100 ms, each side audible where it spoke.
         audio, channels, rate = _read_wav(folder / "audio.wav")
         assert channels == 2
@@ -123,6 +113,27 @@ async def test_spoken_question_is_answered_and_archived(tmp_path: Path) -> None:
         assert turn_lat["first_audio_ms"] > 0 and turn_lat["turn_complete_ms"] >= turn_lat["first_audio_ms"]
 
 
+async def _caller_audio_spooled(up: UpInstance, min_ms: float) -> None:
+    """Wait until the recorder's spool holds ``min_ms`` of one session's caller audio (PCM16 16 kHz)."""
+    spool = up.state_dir / "spool"
+    deadline = asyncio.get_running_loop().time() + 30
+    while not any(p.stat().st_size >= min_ms * 32 for p in spool.glob("*/caller.pcm")):
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"no caller audio spooled:\n{up.log_text()[-3000:]}"
+        )
+        await asyncio.sleep(0.05)
+
+
+async def _restarted(up: UpInstance, service: str, old_pid: int) -> None:
+    """Wait until `rtvoice up` has restarted ``service`` and it is ready (up.json names its new pid)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while json.loads(up.up_file.read_text())["pids"][service] == old_pid:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"{service} not restarted:\n{up.log_text()[-3000:]}"
+        )
+        await asyncio.sleep(0.1)
+
+
 async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete_archive(
     tmp_path: Path,
 ) -> None:
@@ -130,20 +141,16 @@ async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete
     wav = write_wav(tmp_path / "long.wav", QUESTION, tail_silence_ms=6000)
     async with running_up(tmp_path) as up:
         call = asyncio.create_task(_call(up, wav))
-        # Wait until the session exists at the recorder's spool, then kill the bridge hard.
-        for _ in range(400):
-            if " started (provider=" in up.log_text():
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.8)  # mid-question: the caller is still speaking
-        os.kill(up.pid_of("bridge"), signal.SIGKILL)
+        # Mid-question (the caller is still speaking, 0.8 s of it recorded), kill the bridge hard.
+        await _caller_audio_spooled(up, 800)
+        bridge_pid = up.pid_of("bridge")
+        os.kill(bridge_pid, signal.SIGKILL)
         rc, out, err = await call
-        assert rc != 0
-        summary = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else None
-        text = out + err
-        assert "bridge_lost" in text or "unavailable" in text, text
-        session_id = summary["session_id"] if summary else text.split("session ")[1].split()[0]
-        folder = await _archive(up, session_id)
+        assert rc == 5, f"rtvoice call: {rc}\n{out}\n{err}"
+        summary = summary_of(out)
+        assert summary["ended_reason"] == "bridge_lost", out
+        assert any(e["code"] == "bridge_lost" and e["retryable"] for e in summary["errors"]), out
+        folder = await _archive(up, summary["session_id"])
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["complete"] is False
         assert {"audio.wav", "transcript.json", "spans.json"} <= {p.name for p in folder.iterdir()}
@@ -151,10 +158,6 @@ async def test_killing_the_bridge_mid_session_gives_a_typed_error_and_a_complete
         assert channels == 2 and len(audio) // 2 / rate > 0.5
         # rtvoice up restarts the bridge on the same port: the next call works.
         ok = write_wav(tmp_path / "q2.wav", QUESTION)
-        for _ in range(100):
-            if "restarting it" in up.log_text():
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)
+        await _restarted(up, "bridge", bridge_pid)
         rc2, _, err2 = await _call(up, ok)
         assert rc2 == 0, err2

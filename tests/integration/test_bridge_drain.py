@@ -67,16 +67,19 @@ async def test_sigterm_finishes_live_session_and_refuses_new_ones(tmp_path: Path
                 assert await health_status(target) == health_pb2.HealthCheckResponse.NOT_SERVING
                 async with ConverseClient(target) as late:
                     refused = await late.start()
-                    assert refused.end.reason == "bridge_draining"
+                    assert (
+                        refused.end.reason == pb.END_REASON_BRIDGE_REFUSED
+                        and refused.end.detail == "draining"
+                    )
                     (err,) = late.of_kind("error")
                     assert err.kind == pb.ERROR_KIND_UNAVAILABLE and err.code == "draining" and err.retryable
                 # the live session still works during the drain ...
                 await live.send_audio(utterance())
                 done = await live.wait_for("response_done")
                 assert done.response_done.status == "completed"
-                await live.send(pb.ClientFrame(end=pb.EndFrame(reason="caller_hangup")))
+                await live.send(pb.ClientFrame(end=pb.EndFrame(reason=pb.END_REASON_CALLER_HANGUP)))
                 end = await live.wait_for("end")
-                assert end.end.reason == "caller_hangup"
+                assert end.end.reason == pb.END_REASON_CALLER_HANGUP
             # ... and once it has ended the process exits by itself, successfully
             assert await asyncio.wait_for(proc.wait(), 30) == 0
         finally:
@@ -91,7 +94,7 @@ async def test_drain_timeout_ends_remaining_sessions_with_reconnect() -> None:
         ended = await oc.bridge.server.drain(timeout_s=0.2)
         end = await oc.call.wait_for("end")
     assert ended == 1
-    assert end.end.reason == "bridge_shutdown"
+    assert end.end.reason == pb.END_REASON_BRIDGE_SHUTDOWN
     (err,) = oc.call.of_kind("error")
     assert err.kind == pb.ERROR_KIND_UNAVAILABLE and err.code == "reconnect" and err.retryable and err.fatal
     assert oc.manifest is not None and oc.manifest["end_reason"] == "bridge_shutdown"

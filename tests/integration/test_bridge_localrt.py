@@ -26,7 +26,7 @@ async def test_spoken_turn_through_the_local_engine() -> None:
             assert ready.ready.provider == "local"
             await call.send_audio(utterance(QUESTION) + b"\0" * 16000, pace_s=0.0)
             done = await call.wait_for("response_done", timeout_s=30)
-            await call.send(pb.ClientFrame(end=pb.EndFrame(reason="caller_hangup")))
+            await call.send(pb.ClientFrame(end=pb.EndFrame(reason=pb.END_REASON_CALLER_HANGUP)))
             await call.wait_for("end")
     assert done.response_done.status == "completed"
     assert [e.message for e in call.of_kind("error")] == []
@@ -37,4 +37,4 @@ async def test_spoken_turn_through_the_local_engine() -> None:
     assert sum(len(a.data) for a in audio) / 32 > 500  # more than half a second of spoken reply at 16 kHz
     assert all(a.format.sample_rate_hz == 16000 for a in audio)
     (rec,) = recs
-    assert rec.end is not None and rec.end.reason == "caller_hangup"
+    assert rec.end is not None and rec.end.reason == pb.END_REASON_CALLER_HANGUP

@@ -1,9 +1,8 @@
-"""Barge-in through the bridge (protocols.md §A.7): ClearAudio, response.cancel, truncate at the played ms,
-late deltas of a cancelled response dropped."""
+"""Barge-in through the bridge (docs/providers.md, "Truncate"): ClearAudio, response.cancel, truncate
+at the played ms, late deltas of a cancelled response dropped."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.bridge import openai_call, utterance
 from tests.support.fake_openai import Scenario
+from tests.support.gemini_calls import eventually
 
 # 3 s of reply paced in real time, so the response is still running when the caller speaks.
 PACED = Scenario(reply_audio_ms=3000, chunk_ms=40, pace_s=0.04)
@@ -68,8 +68,8 @@ async def test_interrupt_frame_cancels_and_late_delta_is_dropped() -> None:
         clear = await call.wait_for("clear_audio")
         clear_at = call.frames.index(clear)
         done = await call.wait_for(lambda f: f.WhichOneof("frame") == "response_done", after=clear_at)
-        await asyncio.sleep(0.1)
         conn = oc.fake.connections[0]
+        await eventually(lambda: bool(conn.sent_events("conversation.item.truncated")))
     assert clear.clear_audio.item_id == item
     assert done.response_done.status == "cancelled"
     assert done.response_done.status_reason == "client_cancelled"
@@ -100,8 +100,8 @@ async def test_interrupt_before_any_audio_played_deletes_instead_of_truncating()
         await call.send(pb.ClientFrame(interrupt=pb.InterruptFrame()))
         await call.wait_for("clear_audio")
         await call.wait_for(lambda f: f.WhichOneof("frame") == "response_done")
-        await asyncio.sleep(0.1)
         conn = oc.fake.connections[0]
+        await eventually(lambda: bool(conn.client_events("conversation.item.delete")))
     assert conn.client_events("conversation.item.truncate") == []
     assert conn.client_events("conversation.item.delete") == [
         {"type": "conversation.item.delete", "item_id": item}

@@ -11,6 +11,7 @@ from rtvoice.core.settings import AgentSettings
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.bridge import openai_call, openai_settings, utterance
 from tests.support.fake_openai import Scenario
+from tests.support.gemini_calls import eventually
 
 PACED = Scenario(reply_audio_ms=1200, chunk_ms=40, pace_s=0.02)
 
@@ -55,7 +56,7 @@ async def test_voice_change_after_first_reply_opens_new_session_with_replayed_hi
 async def test_voice_change_before_any_audio_updates_in_place() -> None:
     async with openai_call() as oc:
         await oc.call.send(steer(voice="ash"))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(oc.fake.connections[0].sent_events("session.updated")) >= 2)
         (conn,) = oc.fake.connections
     assert conn.client_events("session.update")[1]["session"] == {
         "type": "realtime",
@@ -73,8 +74,8 @@ async def test_steering_rules_on_ga() -> None:
         await call.send(steer(instructions="Speak like a pirate.", temperature=0.9, turn_detection=td))
         err = await call.wait_for("error")
         await call.wait_for("response_done")
-        await asyncio.sleep(0.2)
         conn = oc.fake.connections[0]
+        await eventually(lambda: len(conn.client_events("session.update")) >= 3)
     assert err.error.kind == pb.ERROR_KIND_UNSUPPORTED and err.error.code == "temperature_unsupported"
     assert not err.error.fatal
     updates = conn.client_events("session.update")[1:]

@@ -11,9 +11,13 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
+from rtvoice.bridge.audio_paths import CallerAudioIn
+from rtvoice.bridge.barge_in import Cut
 from rtvoice.bridge.providers.gemini import GeminiProvider
+from rtvoice.core.audio import PCM16_16K
 from rtvoice.core.errors import (
     RealtimeAudioFormatError,
     RealtimeAuthError,
@@ -151,9 +155,10 @@ async def test_barge_in_via_interrupted(closing: list[Call]) -> None:
         assert story.startswith(heard) and len(heard) < len(story)
         # no truncate on Gemini: an explicit interrupt sends nothing
         before = len(fake.connections[0].messages)
-        await call.p.interrupt("gemini_item_2", 100)
-        await asyncio.sleep(0.05)
-        assert len(fake.connections[0].messages) == before
+        await call.p.interrupt(Cut("gemini_item_2", 100, 200))
+        await call.p.send_audio(silence_pcm16(20))  # a barrier: messages arrive in order
+        await eventually(lambda: len(fake.connections[0].messages) > before)
+        assert len(fake.connections[0].messages) == before + 1
         assert fake.violations == []
 
 
@@ -331,7 +336,7 @@ async def test_fatal_close_mid_session_ends_cleanly(
         end = await call.col.wait_kind("end")
         err = call.col.of("error")[-1].error
         assert (err.code, err.fatal, err.kind) == (code, True, pb.ERROR_KIND_PROVIDER)
-        assert end.end.reason == "provider_error"
+        assert end.end.reason == pb.END_REASON_PROVIDER_ERROR
         await call.col.finish()
         assert call.col.done and len(fake.connections) == 1 + reconnects
         await call.p.send_audio(silence_pcm16(20))  # after the end: ignored, no crash
@@ -374,13 +379,19 @@ async def test_voice_activity_and_text_turns(closing: list[Call]) -> None:
 
 
 async def test_odd_length_audio_is_a_typed_error(closing: list[Call]) -> None:
+    """The session's caller path checks each frame's length (the format is fixed at SessionStart); the
+    provider gets only checked, converted audio."""
     async with FakeGeminiServer() as fake:
         call = await open_call(fake)
         closing.append(call)
-        with pytest.raises(RealtimeAudioFormatError):
-            await call.p.send_audio(b"\x01\x02\x03")
+        caller_in = CallerAudioIn(PCM16_16K, call.p.input_format)
+        with pytest.raises(RealtimeAudioFormatError) as err:
+            caller_in.accept(b"\x01\x02\x03")
+        assert err.value.code == "odd_pcm_length" and caller_in.clock.position_us == 0
+        data, t_us = caller_in.accept(silence_pcm16(20))
+        assert t_us == caller_in.clock.position_us == 20_000  # stamped when the frame had fully arrived
         send: Callable[[bytes], Awaitable[None]] = call.p.send_audio
-        await send(silence_pcm16(20))
+        await send(data)
         await eventually(lambda: fake.audio_bytes_in == 640)
 
 
@@ -418,7 +429,8 @@ async def test_invalid_steer_is_a_typed_error_without_reconnect(closing: list[Ca
             await call.p.steer(pb.SteerFrame(temperature=5.0))
         with pytest.raises(RealtimeProtocolError):
             await call.p.steer(pb.SteerFrame(turn_detection=pb.TurnDetection(type="bogus")))
-        await asyncio.sleep(0.05)
+        await call.p.send_audio(silence_pcm16(20))  # a barrier: a switch would close this connection first
+        await eventually(lambda: fake.audio_bytes_in == 640)
         assert len(fake.connections) == 1 and not call.col.of("error")
 
 
@@ -436,3 +448,30 @@ async def test_go_away_deadline_during_a_long_turn_reconnects_in_time(closing: l
         assert 0 < fake.audio_bytes_out < len(synthesize_pcm16(story, 24000))
         assert call.p.stats.reconnect_reasons == ["go_away"]
         assert fake.violations == []
+
+
+async def test_a_drop_mid_utterance_replays_it_to_the_new_connection(closing: list[Call]) -> None:
+    """The utterance in progress when the connection drops is sent again to the resumed connection, so
+    the model hears it whole; the speech events of the two connections pair up into one turn."""
+    n = 16000 * 1200 // 1000  # a 1.2 s tone: the caller's utterance
+    tone = (np.sin(2 * np.pi * 440 * np.arange(n) / 16000) * 8000).astype("<i2").tobytes()
+    async with FakeGeminiServer([FakeTurn("one two three", "first")], voice_activity=True) as fake:
+        call = await open_call(fake)
+        closing.append(call)
+        chunks = [tone[i : i + 640] for i in range(0, len(tone), 640)]
+        half = len(chunks) // 2
+        for chunk in [silence_pcm16(100), *chunks[:half]]:
+            await call.p.send_audio(chunk)
+        await eventually(lambda: fake.connections[0].in_speech)  # speech in progress ...
+        await fake.drop(*INTERNAL)  # ... when the connection drops
+        await eventually(lambda: len(fake.connections) == 2 and len(fake.open_connections()) == 1)
+        for chunk in [*chunks[half:], *(silence_pcm16(20) for _ in range(40))]:
+            await call.p.send_audio(chunk)
+        await call.col.wait_kind("response_done")
+        new = fake.connections[1]
+        # the whole utterance (with the silence before it and the tail after) reached the new connection
+        assert new.audio_bytes_in >= 3200 + len(tone) + 40 * 640
+        assert call.p.stats.replayed_audio_bytes >= half * 640
+        speech = [k for k in call.col.kinds() if k in ("speech_started", "speech_stopped")]
+        assert speech == ["speech_started", "speech_stopped"]
+        assert len(done_frames(call.col)) == 1 and fake.violations == []

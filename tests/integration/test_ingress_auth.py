@@ -1,4 +1,4 @@
-"""Caller auth at the WebSocket upgrade (issue #7), Origin checks, and tokens kept out of logs."""
+"""Caller auth at the WebSocket upgrade, Origin checks, and tokens kept out of logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Draining on SIGTERM (issue #6): the real ``rtvoice ingress`` process, the fake bridge in-process."""
+"""Draining on SIGTERM: the real ``rtvoice ingress`` process, the fake bridge in-process."""
 
 from __future__ import annotations
 
@@ -52,11 +52,11 @@ async def test_sigterm_refuses_new_sessions_lets_live_ones_finish_then_cuts_the_
                 True,
                 True,
             )
-            assert (await a.expect("session.ended"))["reason"] == "ingress_shutdown"
+            assert (await a.expect("session.ended"))["reason"] == "server_shutdown"
             await a.closed()
             assert a.ws.close_code == 1012
         assert await asyncio.to_thread(ingress.proc.wait, 10) == 0
-        assert sorted(s.end_reason or "" for s in fb.sessions) == ["caller_hangup", "ingress_shutdown"]
+        assert sorted(s.end_reason or "" for s in fb.sessions) == ["caller_hangup", "server_shutdown"]
         stderr = ingress.stderr()
         assert "draining" in stderr and "GET /v1/agents" in stderr
         assert tok not in stderr and tok.rsplit(".", 1)[1] not in stderr

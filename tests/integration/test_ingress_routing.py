@@ -44,7 +44,7 @@ async def test_unknown_agent_is_a_clear_error_not_a_hang() -> None:
         assert (await c.expect("session.ended"))["reason"] == "agent_unreachable"
         await c.closed()
         assert c.ws.close_code == 1013
-        assert not srv.router._channels  # the failed channel was not kept
+        assert not srv.router.endpoints()  # the failed channel was not kept
 
 
 async def test_bridge_dies_mid_session() -> None:

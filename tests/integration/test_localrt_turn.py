@@ -89,7 +89,7 @@ async def test_spoken_turn_mulaw_in_and_out() -> None:
     transcript = client.of_type("response.output_audio_transcript.done")[0]["transcript"]
     assert transcript == "You said: what is the weather today."  # the µ-law question was understood
     # µ-law output: 8 bytes/ms, as long as the same reply synthesized at 8 kHz (narrowband audio is not
-    # re-recognized: pocketsphinx's wideband model is unreliable on it, see field notes)
+    # re-recognized: pocketsphinx's wideband model is unreliable on it)
     audio = client.audio_bytes()
     expected_ms = len(synthesize_pcm16(transcript, 8000)) / 16
     assert abs(len(audio) / 8 - expected_ms) < 100

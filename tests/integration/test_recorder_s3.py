@@ -79,7 +79,7 @@ async def test_archive_lands_under_its_key_with_matching_sha256(tmp_path: Path, 
         acks = await send_session(server.port, f.frames)
         assert acks[-1].finalized
         assert acks[-1].archive_uri == f"s3://{BUCKET}/rec/echo/2026/01/02/s3-one/"
-        assert await server.service.drain_uploads(30)
+        assert await server.service.uploads.drain(30)
     manifest = assert_archive_in_s3(opts, "s3-one")
     assert manifest["complete"] is True
     assert not (tmp_path / "spool" / "s3-one").exists()
@@ -101,7 +101,7 @@ async def test_long_session_uploads_in_parts(tmp_path: Path, moto: MotoServer) -
     async with running_recorder(tmp_path, S3Store(opts)) as server:
         acks = await send_session(server.port, f.frames)
         assert acks[-1].finalized
-        assert await server.service.drain_uploads(60)
+        assert await server.service.uploads.drain(60)
     manifest = assert_archive_in_s3(opts, "s3-long")
     wav = next(e for e in manifest["files"] if e["name"] == "audio.wav")
     assert wav["size"] > 5 * 1024 * 1024
@@ -121,7 +121,7 @@ async def test_store_outage_spools_and_uploads_when_it_returns(tmp_path: Path, o
         assert server.service.pending_uploads == ["s3-outage"]
         assert (tmp_path / "spool" / "s3-outage" / "archive" / "manifest.json").exists()
         own_moto.start()  # back (empty: moto keeps objects in memory; the bucket is re-created)
-        assert await server.service.drain_uploads(30)
+        assert await server.service.uploads.drain(30)
     manifest = assert_archive_in_s3(opts, "s3-outage")
     assert manifest["complete"] is True and manifest["counts"]["resumes"] == 1
     assert not (tmp_path / "spool" / "s3-outage").exists()
@@ -140,7 +140,7 @@ async def test_pending_spool_is_uploaded_after_a_recorder_restart(
     assert (tmp_path / "spool" / "s3-restart" / "finalized.json").exists()  # the recorder stopped
     own_moto.start()
     async with running_recorder(tmp_path, S3Store(opts)) as server:  # a new recorder on the same spool
-        assert await server.service.drain_uploads(30)
+        assert await server.service.uploads.drain(30)
     manifest = assert_archive_in_s3(opts, "s3-restart")
     assert manifest["complete"] is True and manifest["counts"]["spans"] == 1
     assert not (tmp_path / "spool" / "s3-restart").exists()

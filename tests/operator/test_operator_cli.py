@@ -60,7 +60,6 @@ def test_bad_flag_value_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.kube
-@pytest.mark.timeout(900)
 def test_operator_process_announces_ready_and_stops_on_sigterm(kube_env: KubeEnv, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtvoice", "operator", "--namespace", "t-cli-only", "--log-level", "WARNING"],

@@ -7,20 +7,20 @@ from typing import Any
 import pytest
 import yaml
 
+from rtvoice.core.addresses import MAX_AGENT_NAME_LENGTH
 from rtvoice.core.settings import AgentSettings, load_agent_file, parse_settings
 from rtvoice_operator import AGENT_LABEL, MANAGED_BY_LABEL, SETTINGS_HASH_ANNOTATION
+from rtvoice_operator.children import render_children
 from rtvoice_operator.conditions import build_status, status_changed
 from rtvoice_operator.config import OperatorConfig, OperatorConfigError
 from rtvoice_operator.render import (
-    API_KEY_ENV,
     AgentRef,
     child_name,
     drain_timeout_s,
-    render_children,
     render_configmap,
     render_deployment,
-    render_service,
 )
+from rtvoice_operator.render_net import render_service
 from rtvoice_operator.validate import semantic_problems
 
 AGENT = AgentRef(name="support", namespace="voice", uid="0b7e6c1e-0000-4000-8000-000000000001")
@@ -42,10 +42,14 @@ def _containers(dep: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_children_names_labels_and_owner() -> None:
     children = render_children(AGENT, _openai(), CFG)
-    assert [c["kind"] for c in children] == ["ConfigMap", "Service", "Deployment"]
+    assert [c["kind"] for c in children] == ["ConfigMap", "Service", "Service", "Deployment"]
+    names = [c["metadata"]["name"] for c in children]
+    assert names == ["rtvoice-bridge-support"] * 2 + [
+        "rtvoice-bridge-support-headless",
+        child_name("support"),
+    ]
     for child in children:
         meta = child["metadata"]
-        assert meta["name"] == "rtvoice-bridge-support" == child_name("support")
         assert meta["namespace"] == "voice"
         assert meta["labels"][MANAGED_BY_LABEL] == "rtvoice-operator"
         assert meta["labels"][AGENT_LABEL] == "support"
@@ -99,27 +103,36 @@ def test_deployment_runs_the_bridge_with_secret_probes_and_drain() -> None:
     assert pairs == {
         "--host": "0.0.0.0",
         "--port": "50051",
-        "--agent-file": "/etc/rtvoice/agent.yaml",
+        "--agent-file": "/etc/rtvoice/agent/agent.yaml",
         "--recorder": "rec.rtvoice.svc:50052",
-        "--drain-timeout-s": str(drain_timeout_s(CFG)),
+        "--drain-timeout-s": str(drain_timeout_s(CFG.termination_grace_s, CFG)),
+        "--metrics-port": "9464",
+        "--api-key-file": "/etc/rtvoice/provider/api-key",
     }
-    assert drain_timeout_s(CFG) == CFG.termination_grace_s - CFG.prestop_delay_s - 5
-    assert bridge["env"] == [
-        {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": "openai", "key": "k"}}}
-    ]
+    assert drain_timeout_s(CFG.termination_grace_s, CFG) == CFG.termination_grace_s - CFG.prestop_delay_s - 5
+    assert "env" not in bridge  # the API key is a mounted file (rotation reaches the running pod), not env
     assert bridge["readinessProbe"]["exec"]["command"][-2:] == ["--grpc", "127.0.0.1:50051"]
     assert bridge["livenessProbe"]["tcpSocket"] == {"port": 50051}
     assert bridge["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(CFG.prestop_delay_s)]
     assert bridge["resources"] == CFG.bridge_resources
     mounts = {m["name"]: m for m in bridge["volumeMounts"]}
-    assert mounts["agent"] == {"name": "agent", "mountPath": "/etc/rtvoice", "readOnly": True}
+    assert mounts["agent"] == {"name": "agent", "mountPath": "/etc/rtvoice/agent", "readOnly": True}
+    assert mounts["api-key"] == {"name": "api-key", "mountPath": "/etc/rtvoice/provider", "readOnly": True}
+    assert "subPath" not in mounts["api-key"]  # subPath mounts never see a rotated Secret
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["agent"]["configMap"]["name"] == "rtvoice-bridge-support"
+    assert volumes["api-key"]["secret"] == {
+        "secretName": "openai",
+        "items": [{"key": "k", "path": "api-key"}],
+    }
+    assert set(volumes) == {"agent", "tmp", "api-key"}  # no internal-token Secret unless configured
 
 
-def test_no_secret_env_without_secret_ref() -> None:
+def test_no_api_key_file_without_secret_ref() -> None:
     dep = render_deployment(AGENT, parse_settings({"provider": "local"}), CFG)
     assert "env" not in _containers(dep)["bridge"]
+    assert "--api-key-file" not in _containers(dep)["bridge"]["args"]
+    assert {v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]} == {"agent", "tmp"}
 
 
 def test_local_provider_gets_the_offline_engine_sidecar() -> None:
@@ -132,14 +145,8 @@ def test_local_provider_gets_the_offline_engine_sidecar() -> None:
     containers = _containers(render_deployment(AGENT, settings, CFG))
     engine = containers["local-engine"]
     assert engine["args"][:5] == ["local-realtime", "--host", "127.0.0.1", "--port", "8765"]
-    assert engine["args"][5:] == [
-        "--phrase",
-        "hello there",
-        "--chat-url",
-        "http://llm:8000/v1",
-        "--chat-model",
-        "default",
-    ]
+    assert engine["args"][5:] == settings.local_engine.cli_args()  # the one mapping `rtvoice up` uses too
+    assert engine["args"][5:7] == ["--phrase", "hello there"]
     assert engine["resources"] == CFG.engine_resources
     bridge_args = containers["bridge"]["args"]
     assert bridge_args[bridge_args.index("--provider-url") + 1] == "ws://127.0.0.1:8765/v1/realtime"
@@ -240,9 +247,11 @@ def test_semantic_problems_none(spec: dict[str, Any]) -> None:
 def test_missing_credentials_and_bad_names() -> None:
     reasons = [p.reason for p in semantic_problems("agent", parse_settings({"provider": "gemini"}))]
     assert reasons == ["MissingCredentials"]
-    assert [p.reason for p in semantic_problems("a" * 49, parse_settings({}))] == ["InvalidAgentName"]
+    too_long = "a" * (MAX_AGENT_NAME_LENGTH + 1)  # its headless Service name would pass 63 characters
+    assert [p.reason for p in semantic_problems(too_long, parse_settings({}))] == ["InvalidAgentName"]
     assert [p.reason for p in semantic_problems("with.dot", parse_settings({}))] == ["InvalidAgentName"]
-    assert semantic_problems("a" * 48, parse_settings({})) == []
+    assert semantic_problems("a" * MAX_AGENT_NAME_LENGTH, parse_settings({})) == []
+    assert MAX_AGENT_NAME_LENGTH == 39
 
 
 def _deployment(
@@ -273,6 +282,8 @@ def test_status_ready_progressing_and_transition_times() -> None:
         "Ready": ("False", "ReplicasNotReady"),
         "ConfigValid": ("True", "Valid"),
         "Progressing": ("False", "RolloutComplete"),
+        "Reconciling": ("False", "Reconciled"),
+        "Stalled": ("False", "NotStalled"),
     }
     assert all(c["observedGeneration"] == 4 and c["lastTransitionTime"] == "T1" for c in first["conditions"])
     second = build_status(
@@ -280,7 +291,13 @@ def test_status_ready_progressing_and_transition_times() -> None:
     )
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
     assert _conds(second)["Ready"] == ("True", "ReplicasReady")
-    assert times == {"Ready": "T2", "ConfigValid": "T1", "Progressing": "T1"}  # only Ready transitioned
+    assert times == {
+        "Ready": "T2",
+        "ConfigValid": "T1",
+        "Progressing": "T1",
+        "Reconciling": "T1",
+        "Stalled": "T1",
+    }
     assert not status_changed(second, build_status(
         generation=4, previous=second, config_problems=[], deployment=_deployment(2, 2, 2), now="T3"
     ))  # fmt: skip
@@ -288,6 +305,8 @@ def test_status_ready_progressing_and_transition_times() -> None:
         generation=5, previous=second, config_problems=[], deployment=_deployment(2, 2, 2, 3, 2), now="T4"
     )
     assert _conds(rolling)["Progressing"] == ("True", "RollingOut")
+    assert _conds(rolling)["Reconciling"] == ("True", "RollingOut")  # kstatus: InProgress
+    assert _conds(rolling)["Stalled"][0] == "False"
     assert _conds(
         build_status(
             generation=5, previous=None, config_problems=[], deployment=_deployment(0, 0, 0), now="T"
@@ -305,6 +324,9 @@ def test_status_for_invalid_settings() -> None:
         and "MissingCredentials" not in conds["ConfigValid"]["reason"]
     )
     assert conds["Ready"]["reason"] == "InvalidSettings" and conds["Progressing"]["status"] == "False"
+    # kstatus: Stalled=True (Failed), not reconciling, so Argo CD / Flux do not report the agent Current.
+    assert (conds["Stalled"]["status"], conds["Stalled"]["reason"]) == ("True", "InvalidSettings")
+    assert "Puck" in conds["Stalled"]["message"] and conds["Reconciling"]["status"] == "False"
 
 
 def test_operator_config_from_env_and_errors() -> None:

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import json
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import grpc
 
 from rtvoice.bridge.server import BridgeConfig, BridgeServer
 from rtvoice.core.audio import AudioFormat
+from rtvoice.core.end_reason import wire_name
 from rtvoice.core.settings import AgentSettings
 from rtvoice.v1 import bridge_pb2_grpc
 from rtvoice.v1 import frames_pb2 as pb
@@ -85,6 +87,8 @@ class ConverseClient:
     def __init__(self, target: str) -> None:
         self.target = target
         self.frames: list[pb.ServerFrame] = []
+        #: ``time.monotonic()`` at which each of ``frames`` arrived
+        self.arrivals: list[float] = []
         self.done = asyncio.Event()
         self.error: BaseException | None = None
         self._outbox: asyncio.Queue[pb.ClientFrame | None] = asyncio.Queue()
@@ -117,6 +121,7 @@ class ConverseClient:
             async for frame in self._call:
                 async with self._changed:
                     self.frames.append(frame)
+                    self.arrivals.append(time.monotonic())
                     self._changed.notify_all()
         except BaseException as err:  # cancelled RPC at exit, or a transport failure the test inspects
             self.error = err
@@ -150,6 +155,28 @@ class ConverseClient:
                 pb.ClientFrame(audio=pb.AudioFrame(data=chunk, format=f.to_proto(), sequence=self._seq))
             )
             await asyncio.sleep(pace_s)
+
+    async def stream_realtime(
+        self, data: bytes, t0: float, fmt: str = "pcm16_16k", frame_ms: int = 20
+    ) -> None:
+        """Send ``data`` as a real caller does: frame ``n`` (``frame_ms`` each) once it is captured, at
+        ``t0 + (n+1)·frame_ms`` (``time.monotonic()`` seconds), on an absolute schedule that does not
+        drift."""
+        f = AudioFormat.parse(fmt)
+        step = f.bytes_for_ms(frame_ms)
+        for n, off in enumerate(range(0, len(data), step)):
+            delay = t0 + (n + 1) * frame_ms / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing of the simulated caller, not a wait for a result
+            self._seq += 1
+            chunk = data[off : off + step]
+            await self.send(
+                pb.ClientFrame(audio=pb.AudioFrame(data=chunk, format=f.to_proto(), sequence=self._seq))
+            )
+
+    def arrival_of(self, frame: pb.ServerFrame) -> float:
+        """``time.monotonic()`` at which ``frame`` (one of ``frames``) arrived."""
+        return self.arrivals[next(i for i, f in enumerate(self.frames) if f is frame)]
 
     def of_kind(self, kind: str) -> list[Any]:
         """Payloads of the collected frames of ``kind`` (``audio``, ``transcript``, ``error`` ...)."""
@@ -196,6 +223,8 @@ class CapturingRecorder:
     def __init__(self, target: str | None, start: Any, clock_t0_ns: int) -> None:
         self.start = start
         self.client: list[pb.ClientFrame] = []
+        #: the session-clock stamp the bridge gave each client frame (None: stamped when recorded)
+        self.client_t_us: list[int | None] = []
         self.server: list[pb.ServerFrame] = []
         self.spans: list[Any] = []
         self.end: pb.EndFrame | None = None
@@ -213,10 +242,11 @@ class CapturingRecorder:
         if self._link is not None:
             self._link.open()
 
-    def record_client(self, frame: pb.ClientFrame) -> None:
+    def record_client(self, frame: pb.ClientFrame, t_us: int | None = None) -> None:
         self.client.append(frame)
+        self.client_t_us.append(t_us)
         if self._link is not None:
-            self._link.record_client(frame)
+            self._link.record_client(frame, t_us)
 
     def record_server(self, frame: pb.ServerFrame) -> None:
         self.server.append(frame)
@@ -283,8 +313,12 @@ class OpenAICall:
     call: ConverseClient
     recorders: list[CapturingRecorder]
     bridge: RunningBridge
-    ready: pb.ServerFrame
+    ready: pb.ServerFrame | None
     manifest: dict[str, Any] | None = None
+    #: the session's archive folder and its files' contents (filled after the call, like ``manifest``;
+    #: the folder itself is removed with the temporary directory)
+    archive: Path | None = None
+    archive_files: dict[str, bytes] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -293,13 +327,15 @@ async def openai_call(
     settings: AgentSettings | None = None,
     start: pb.ClientFrame | None = None,
     api_key: str | None = None,
+    wait_ready: bool = True,
     **bridge_config: Any,
 ) -> AsyncIterator[OpenAICall]:
     """Fake OpenAI server + real recorder + bridge + one started ``Converse`` stream.
 
     On exit everything is closed and checked: every event of the fake validated against the ``openai``
     types, and the session's archive is complete, holding exactly the frames the bridge teed (counted by
-    :class:`CapturingRecorder`) with none dropped.
+    :class:`CapturingRecorder`) with none dropped. ``wait_ready=False``: the test sends ``SessionStart``
+    itself (``oc.ready`` is None), e.g. to stream audio before the provider is connected.
     """
     from tests.support.fake_openai import VALID_KEY, FakeOpenAI
     from tests.support.recorder import running_recorder
@@ -316,11 +352,13 @@ async def openai_call(
                 **bridge_config,
             ) as bridge:
                 async with ConverseClient(bridge.target) as call:
-                    ready = await call.start(start)
+                    ready = await call.start(start) if wait_ready else None
                     oc = OpenAICall(fake, call, recorders, bridge, ready)
                     yield oc
             for rec in recorders:
                 oc.manifest = await _archived_manifest(Path(tmp) / "archive", rec)
+                oc.archive = Path(tmp) / "archive" / rec.start.session.session_id
+                oc.archive_files = {p.name: p.read_bytes() for p in oc.archive.iterdir() if p.is_file()}
         assert fake.validation_errors == [], fake.validation_errors  # every event, both directions
 
 
@@ -333,7 +371,7 @@ async def _archived_manifest(root: Path, rec: CapturingRecorder) -> dict[str, An
     manifest: dict[str, Any] = json.loads(path.read_text())
     counts = manifest["counts"]
     assert manifest["complete"] is True, manifest
-    assert rec.end is not None and manifest["end_reason"] == rec.end.reason
+    assert rec.end is not None and manifest["end_reason"] == wire_name(rec.end.reason)
     assert counts["client_frames"] == len(rec.client), counts
     assert counts["server_frames"] == len(rec.server), counts
     assert counts["frames_dropped_bridge"] == 0 and counts["spans_dropped"] == 0, counts

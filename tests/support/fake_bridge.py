@@ -33,6 +33,7 @@ import grpc.aio
 import numpy as np
 
 from rtvoice.core.audio import AudioFormat, decode, encode
+from rtvoice.core.end_reason import wire_name
 from rtvoice.v1 import bridge_pb2_grpc
 from rtvoice.v1 import frames_pb2 as pb
 
@@ -56,6 +57,7 @@ class FakeBridgeSession:
     outbox: asyncio.Queue[pb.ServerFrame | None] = field(default_factory=asyncio.Queue)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str | None = None
+    end_frame: pb.EndFrame | None = None
     audio_in_bytes: int = 0
     replies: int = 0
     reply_task: asyncio.Task[None] | None = None
@@ -152,7 +154,7 @@ class FakeBridge(bridge_pb2_grpc.RealtimeBridgeServicer):
         self.new_sessions.put_nowait(session)
         if self.refuse is not None:
             yield pb.ServerFrame(error=self.refuse)
-            yield pb.ServerFrame(end=pb.EndFrame(reason="provider_error"))
+            yield pb.ServerFrame(end=pb.EndFrame(reason=pb.END_REASON_PROVIDER_ERROR))
             return
         if self.ready_delay_s:
             await asyncio.sleep(self.ready_delay_s)
@@ -216,7 +218,8 @@ class FakeBridge(bridge_pb2_grpc.RealtimeBridgeServicer):
                 elif kind == "interrupt" and self.script is None:
                     self._barge_in(session)
                 elif kind == "end":
-                    session.end_reason = frame.end.reason
+                    session.end_reason = wire_name(frame.end.reason)
+                    session.end_frame = frame.end
                     session.send(pb.ServerFrame(end=pb.EndFrame(reason=frame.end.reason)))
                     return
 

@@ -1,4 +1,6 @@
-"""A protocol-faithful fake Gemini Live (BidiGenerateContent) server for tests (protocols.md §B, §C).
+"""A protocol-faithful fake Gemini Live (BidiGenerateContent) server for tests.
+
+The protocol it follows is described in docs/providers.md, "Gemini Live".
 
 A mock of Google's service, which cannot be reached here. It behaves like the real one where tests can
 observe it:

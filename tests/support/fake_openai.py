@@ -1,8 +1,9 @@
 """A protocol-faithful fake OpenAI Realtime server for bridge tests (GA and beta shapes).
 
 This is a test double of a remote paid API that cannot run here. It speaks the wire protocol of
-``shared/protocols.md`` §A over a real ``websockets`` server on 127.0.0.1:0 and follows the event order
-of §A.4; server events are built with the local engine's builders (``rtvoice.localrt.events``). Every
+docs/providers.md ("OpenAI Realtime") over a real ``websockets`` server on 127.0.0.1:0, in the event
+order of a voice turn given there; server events are built with the local engine's builders
+(``rtvoice.localrt.events``). Every
 client event it receives and every event it sends is validated against the ``openai`` package's own
 realtime types (``openai.types.realtime`` for GA, ``openai.types.beta.realtime`` for beta); failures are
 collected in :attr:`FakeOpenAI.validation_errors`, which tests assert to be empty.
@@ -45,6 +46,7 @@ class FakeOpenAI:
         self.scenario = scenario or Scenario()
         self.connections: list[Connection] = []
         self.validation_errors: list[str] = []
+        self.responses_started = 0
         self._server: Any = None
         self.url = ""
 

@@ -1,7 +1,8 @@
 """Responses of the fake OpenAI Realtime server: spoken replies (espeak-ng audio), function calls,
 cancellation (barge-in, ``response.cancel``) with the late-delta race, and a mid-response close.
 
-Mixed into ``tests.support.fake_openai_session.FakeSession``; event order as ``shared/protocols.md`` §A.4.
+Mixed into ``tests.support.fake_openai_session.FakeSession``; event order as in docs/providers.md
+("OpenAI Realtime").
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ResponderMixin:
     sc: Any
     shape: str
     items: list[dict[str, Any]]
+    fake: Any
     item_audio_ms: dict[str, float]
     conn: Any
     ws: Any
@@ -70,6 +72,9 @@ class ResponderMixin:
             )
         )
         await self.send(ev.rate_limits_updated())
+        self.fake.responses_started += 1
+        if self.fake.responses_started <= self.sc.silent_responses:
+            await asyncio.Event().wait()  # scripted: a provider that never finishes this response
         last = self.items[-1] if self.items else {}
         if self.sc.tool_call and not self.tool_called and last.get("type") != "function_call_output":
             self.tool_called = True

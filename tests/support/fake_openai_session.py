@@ -17,7 +17,7 @@ import numpy as np
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from rtvoice.bridge.providers.openai_protocol import BETA_EVENT_RENAMES
+from rtvoice.bridge.providers.openai.protocol import BETA_EVENT_RENAMES
 from rtvoice.core import g711
 from rtvoice.core.settings import deep_merge
 from rtvoice.localrt import events as ev
@@ -44,6 +44,15 @@ class Scenario:
     close_code_mid_response: int | None = None
     close_after_ms: int = 200
     server_cancel_delay_s: float = 0.0
+    #: connection 0 waits this long before ``session.created`` (a slow first connect)
+    connect_delay_s: float = 0.0
+    #: on connection 0, once it received ``disrupt_at_in_ms`` of caller audio: ``close_1001`` (a
+    #: ``going away`` close), ``tcp_drop`` (the TCP connection aborted, no close frame) or
+    #: ``session_expired`` (the ``session_expired`` error, then a normal close)
+    disrupt: str = ""
+    disrupt_at_in_ms: float = 0.0
+    #: the first N responses send ``response.created`` and then nothing (not even on cancel)
+    silent_responses: int = 0
 
 
 @dataclass
@@ -55,6 +64,11 @@ class Connection:
     received: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    #: caller audio received (ms) and the part of it above the VAD threshold (speech, ms)
+    in_ms: float = 0.0
+    loud_ms: float = 0.0
+    #: the ``audio_start_ms`` / ``audio_end_ms`` this connection reported (its own audio clock)
+    speech_ms: list[tuple[str, int]] = field(default_factory=list)
 
     def client_events(self, etype: str) -> list[dict[str, Any]]:
         return [e for e in self.received if e["type"] == etype]
@@ -102,6 +116,8 @@ class FakeSession(ResponderMixin):
             await self.send(ev.error("beta_api_shape_disabled", "wrong API shape for this endpoint"))
             await self.ws.close(4000, "invalid_request_error.beta_api_shape_disabled")
             return
+        if self.conn.index == 0 and self.sc.connect_delay_s:
+            await asyncio.sleep(self.sc.connect_delay_s)  # scripted server behaviour: a slow connect
         await self.send(ev.session_created(self.session))
         try:
             async for raw in self.ws:
@@ -174,16 +190,23 @@ class FakeSession(ResponderMixin):
         else:
             pcm, ms = np.frombuffer(data, dtype="<i2"), len(data) / 48.0
         self.in_ms += ms
+        self.conn.in_ms = self.in_ms
         self.buffer_ms += ms
+        rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
+        if rms >= self.sc.vad_rms:
+            self.conn.loud_ms += ms
+        if self.sc.disrupt and self.conn.index == 0 and self.in_ms >= self.sc.disrupt_at_in_ms:
+            await self.disrupt(self.sc.disrupt)
+            return
         td = self.turn_detection
         if td is None:
             return
-        rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
         if rms >= self.sc.vad_rms:
             self.silence_ms = 0.0
             if self.speech_start_ms is None:
                 self.speech_start_ms = self.in_ms - ms
                 self.speech_item = ev.new_id("item")
+                self.conn.speech_ms.append(("started", int(self.speech_start_ms)))
                 await self.send(
                     ev.input_audio_buffer_speech_started(int(self.speech_start_ms), self.speech_item)
                 )
@@ -196,12 +219,24 @@ class FakeSession(ResponderMixin):
             self.silence_ms += ms
             if self.silence_ms >= int(td.get("silence_duration_ms") or 500):
                 self.speech_start_ms = None
+                self.conn.speech_ms.append(("stopped", int(self.in_ms - self.silence_ms)))
                 await self.send(
                     ev.input_audio_buffer_speech_stopped(int(self.in_ms - self.silence_ms), self.speech_item)
                 )
                 await self.commit(self.speech_item)
                 if td.get("create_response", True):
                     self.start_response()
+
+    async def disrupt(self, how: str) -> None:
+        """End this connection the way ``how`` says (see ``Scenario.disrupt``)."""
+        if how == "tcp_drop":
+            self.ws.transport.abort()
+        elif how == "session_expired":
+            msg = "Your session hit the maximum duration of 60 minutes."
+            await self.send(ev.error("session_expired", msg))
+            await self.ws.close(1000)
+        else:
+            await self.ws.close(1001, "going away")
 
     def vad_cancel(self, task: asyncio.Task[None]) -> None:
         """Server-side barge-in: cancel the response (if the client has not cancelled it already)."""

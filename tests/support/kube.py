@@ -1,9 +1,10 @@
 """Test support for the operator: a real kube-apiserver + etcd on loopback, a synchronous API client,
 and the chart renderer (helmlite).
 
-Both tools are built from Debian packages by the project's own scripts (``scripts/kube-testenv/``,
-``scripts/helmlite/``) into ``~/.cache/kube-testenv`` (``$RTVOICE_KUBE_CACHE`` overrides); the scripts
-skip the build when the cached binary exists (first build: ~4 min for the apiserver, ~1 min for helmlite).
+Both tools are built from Debian packages by ``make test-tools`` (``scripts/test-tools.sh``) BEFORE pytest
+runs, into ``~/.cache/kube-testenv`` (``$RTVOICE_KUBE_CACHE`` overrides). Fixtures never build: they ask
+the build script whether its cached binary is current (instant) and fail naming ``make test-tools`` when
+it is missing or stale.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from rtvoice_operator.kubeapi import MERGE_CONTENT_TYPE, client_options, connection_info, raise_for_status
+from rtvoice_operator.kubeapi import (
+    MERGE_CONTENT_TYPE,
+    RESOURCES,
+    client_options,
+    connection_info,
+    raise_for_status,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
@@ -32,13 +39,23 @@ CACHE = Path(os.environ.get("RTVOICE_KUBE_CACHE", Path.home() / ".cache" / "kube
 T = TypeVar("T")
 
 
-def build_tool(script: Path, timeout_s: float = 1800.0) -> Path:
-    """Run a build script (cached: instant when built) and return the binary path it prints."""
+class ToolMissingError(RuntimeError):
+    """A test tool is not built (or stale); the message says to run ``make test-tools``."""
+
+
+def find_tool(script: Path) -> Path:
+    """The binary a build script caches, without building (``RTVOICE_TOOLS_CHECK_ONLY=1``): the script
+    checks its own cache key. Raises :class:`ToolMissingError` when it is missing or stale."""
     done = subprocess.run(
-        ["bash", str(script), str(CACHE)], capture_output=True, text=True, timeout=timeout_s, check=False
+        ["bash", str(script), str(CACHE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "RTVOICE_TOOLS_CHECK_ONLY": "1"},
     )
     if done.returncode != 0:
-        raise RuntimeError(f"{script.name} failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise ToolMissingError(f"{script.relative_to(REPO)}: {done.stderr.strip()[-2000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
 
 
@@ -169,8 +186,8 @@ class KubeEnv:
 
 @contextmanager
 def kube_testenv(state_dir: Path) -> Iterator[KubeEnv]:
-    """Build (once) and start kube-apiserver + etcd on free loopback ports; stop them on exit."""
-    binary = build_tool(SCRIPTS / "kube-testenv" / "build-kube-apiserver.sh")
+    """Start the prebuilt kube-apiserver + etcd on free loopback ports; stop them on exit."""
+    binary = find_tool(SCRIPTS / "kube-testenv" / "build-kube-apiserver.sh")
     port = pick_apiserver_port()
     started = subprocess.run(
         ["bash", str(SCRIPTS / "kube-testenv" / "start.sh"), str(binary), str(state_dir), str(port)],
@@ -193,10 +210,12 @@ def kube_testenv(state_dir: Path) -> Iterator[KubeEnv]:
         )
 
 
-def render_chart(helmlite: Path, *args: str, namespace: str = "rtvoice") -> list[dict[str, Any]]:
+def render_chart(
+    helmlite: Path, *args: str, namespace: str = "rtvoice", release: str = "rtvoice"
+) -> list[dict[str, Any]]:
     """``helm template``-equivalent render of ``charts/rtvoice`` (extra ``args``: ``-f FILE``, ``--set``)."""
     done = subprocess.run(
-        [str(helmlite), "--name", "rtvoice", "--namespace", namespace, *args, str(CHART)],
+        [str(helmlite), "--name", release, "--namespace", namespace, *args, str(CHART)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -205,3 +224,55 @@ def render_chart(helmlite: Path, *args: str, namespace: str = "rtvoice") -> list
     if done.returncode != 0:
         raise RuntimeError(f"helmlite failed: {done.stderr}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+# Plural resource names of what the tests send: the operator's own kinds plus the chart's others.
+PLURALS: dict[tuple[str, str], str] = {
+    **RESOURCES,
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "Secret"): "secrets",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("policy/v1beta1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("networking.k8s.io/v1", "Ingress"): "ingresses",
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "clusterroles",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "clusterrolebindings",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+}
+
+
+def object_path(doc: dict[str, Any], *, collection: bool = False) -> str:
+    """REST path of ``doc`` (or of its collection), e.g. ``/apis/apps/v1/namespaces/ns/deployments/x``."""
+    api_version, meta = doc["apiVersion"], doc["metadata"]
+    path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if meta.get("namespace"):
+        path += f"/namespaces/{meta['namespace']}"
+    path += "/" + PLURALS[(api_version, doc["kind"])]
+    return path if collection else f"{path}/{meta['name']}"
+
+
+def missing_fields(sent: Any, stored: Any, path: str = "") -> list[str]:
+    """Paths of values in ``sent`` that ``stored`` lacks or changed: what the API server pruned (unknown
+    fields, which a v1.20 server drops silently instead of rejecting) or rewrote. Defaults it added are
+    ignored, and so are zero values (``""``, ``0``, ``false``, empty) it omits as the Go types' ``omitempty``
+    does. Lists are compared element by element."""
+    if isinstance(sent, dict):
+        if not isinstance(stored, dict):
+            return [path or "."]
+        return [
+            p
+            for key, value in sent.items()
+            if key in stored or value not in ("", 0, False, None, [], {})
+            for p in missing_fields(value, stored.get(key), f"{path}.{key}")
+        ]
+    if isinstance(sent, list):
+        if not isinstance(stored, list) or len(stored) != len(sent):
+            return [path]
+        return [
+            p
+            for i, (a, b) in enumerate(zip(sent, stored, strict=True))
+            for p in missing_fields(a, b, f"{path}[{i}]")
+        ]
+    return [] if sent == stored else [path]

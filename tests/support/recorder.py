@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -19,6 +20,8 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
+from rtvoice.core.end_reason import from_wire_name
+from rtvoice.core.retry import Backoff
 from rtvoice.core.spans import Span
 from rtvoice.recorder.server import RecorderConfig, RecorderServer
 from rtvoice.recorder.stores import ArchiveStore, LocalStore
@@ -44,7 +47,7 @@ async def running_recorder(
     cfg = RecorderConfig(
         spool_dir=spool or tmp_path / "spool",
         store=store or LocalStore(tmp_path / "archive"),
-        **{"resume_grace_s": 0.3, "retry_initial_s": 0.1, "retry_max_s": 0.5, **config},
+        **{"resume_grace_s": 0.3, "upload_backoff": Backoff(initial_s=0.1, max_s=0.5), **config},
     )
     server = RecorderServer(cfg, "127.0.0.1", port)
     await server.start()
@@ -152,7 +155,7 @@ class Frames:
         self._add(t_ms, span=span.to_proto())
 
     def end(self, t_ms: float, reason: str = "caller_hangup") -> None:
-        self._add(t_ms, end=pb.EndFrame(reason=reason))
+        self._add(t_ms, end=pb.EndFrame(reason=from_wire_name(reason)))
 
 
 def conversation(session_id: str, **start_kw: Any) -> Frames:
@@ -265,6 +268,40 @@ async def wait_for(predicate: Any, timeout_s: float = 15.0, interval_s: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+FRAME = 320  # 20 ms at 16 kHz
+
+
+def assert_caller_signal(left: npt.NDArray[np.int16], samples: int) -> None:
+    """The caller channel holds ``saw(0, samples)`` exactly once, after leading silence: no gap, no
+    duplicate, nothing after it."""
+    first = int(np.flatnonzero(left)[0])  # the first frame lands at its arrival time minus its duration
+    assert first < FRAME * 5 and not np.any(left[:first])
+    np.testing.assert_array_equal(left[first : first + samples], saw(0, samples))
+    assert not np.any(left[first + samples :])
+
+
+class Feeder:
+    """Feeds the link a known caller signal ahead of real time: a 500 ms burst, then 20 ms frames every
+    12 ms. The placement cursor stays ahead of the session clock, so the caller channel must be exactly
+    continuous, and any gap or duplicate shows (a loop stall shorter than the lead changes nothing)."""
+
+    def __init__(self, link: Any) -> None:
+        self.link = link
+        self.pos = 0
+
+    async def feed(self, frames: int) -> None:
+        for i in range(frames):
+            data = saw(self.pos, FRAME).tobytes()
+            self.link.record_client(pb.ClientFrame(audio=pb.AudioFrame(data=data)))
+            self.pos += FRAME
+            if self.pos > 25 * FRAME or i == frames - 1:
+                await asyncio.sleep(0.012)
+
+    async def until(self, frames: int) -> None:
+        while self.pos < frames * FRAME:  # noqa: ASYNC110 - polls a counter another task advances
+            await asyncio.sleep(0.005)
 
 
 _RUN_RECORDER = (

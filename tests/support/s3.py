@@ -1,8 +1,9 @@
 """A real S3 API server on loopback for the recorder's tests: moto's standalone server in its own venv.
 
 moto pulls botocore, whose python-dateutil pin conflicts with our environment, so it runs from
-``.venv-moto`` (made by ``scripts/moto-venv.sh`` when missing) as a subprocess on a free port. It keeps
-objects in memory: a restart starts empty (tests re-create the bucket, as an operator would).
+``.venv-moto`` (made by ``scripts/moto-venv.sh`` in ``make test-tools``, before pytest) as a subprocess
+on a free port. It keeps objects in memory: a restart starts empty (tests re-create the bucket, as an
+operator would).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ BUCKET = "rtvoice-archive"
 
 
 def moto_server_path() -> Path:
-    """The moto_server executable, creating ``.venv-moto`` first if needed (~1 min, once)."""
+    """The moto_server executable of ``.venv-moto``; RuntimeError when ``make test-tools`` has not made it."""
     exe = ROOT / ".venv-moto" / "bin" / "moto_server"
     if not exe.exists():
-        out = subprocess.run([str(SCRIPT)], check=True, capture_output=True, text=True, timeout=600)
-        exe = Path(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{exe} is missing: run `make test-tools` (it runs {SCRIPT.name} before pytest)")
     return exe
 
 

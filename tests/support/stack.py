@@ -58,11 +58,15 @@ class UpInstance:
 
 @contextlib.asynccontextmanager
 async def running_up(
-    tmp_path: Path, agent_file: Path | None = PHRASES_AGENT, *, ready_timeout_s: float = 90.0
+    tmp_path: Path,
+    agent_file: Path | None = PHRASES_AGENT,
+    *,
+    ready_timeout_s: float = 90.0,
+    extra_args: tuple[str, ...] = (),
 ) -> AsyncIterator[UpInstance]:
     state = tmp_path / "state"
     log_path = tmp_path / "up.log"
-    args = [sys.executable, "-m", "rtvoice", "up", "--port", "0", "--state-dir", str(state)]
+    args = [sys.executable, "-m", "rtvoice", "up", "--port", "0", "--state-dir", str(state), *extra_args]
     if agent_file is not None:
         args += ["-f", str(agent_file)]
     log = log_path.open("wb")

@@ -10,9 +10,14 @@ from openai.types.beta.realtime import realtime_client_event as beta_client
 from openai.types.realtime import realtime_client_event as ga_client
 from pydantic import TypeAdapter
 
-from rtvoice.bridge.providers import openai_protocol as proto
-from rtvoice.bridge.providers.openai_ws import realtime_url
-from rtvoice.core.errors import RealtimeAuthError, RealtimeProtocolError, RealtimeProviderError
+from rtvoice.bridge.providers.openai import protocol as proto
+from rtvoice.bridge.providers.openai.ws import realtime_url
+from rtvoice.core.errors import (
+    RealtimeAuthError,
+    RealtimeProtocolError,
+    RealtimeProviderError,
+    RealtimeUnsupportedError,
+)
 from rtvoice.core.settings import AgentSettings, parse_settings
 
 GA = TypeAdapter(ga_client.RealtimeClientEvent)
@@ -132,6 +137,10 @@ def test_error_classification() -> None:
     assert isinstance(server, RealtimeProviderError) and server.retryable and not server.fatal
     bad = proto.classify_error({"type": "invalid_request_error", "code": "unknown_parameter"})
     assert isinstance(bad, RealtimeProtocolError) and not bad.fatal
+    voice = proto.classify_error({"type": "invalid_request_error", "code": "unsupported_voice"})
+    assert (
+        isinstance(voice, RealtimeUnsupportedError) and voice.code == "unsupported_voice" and not voice.fatal
+    )
 
 
 def test_close_classification() -> None:

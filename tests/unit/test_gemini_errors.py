@@ -1,10 +1,10 @@
-"""Gemini Live close codes → typed failures (protocols.md §B.7)."""
+"""Gemini Live close codes → typed failures (docs/providers.md, Gemini Live "Errors")."""
 
 from __future__ import annotations
 
 import pytest
 
-from rtvoice.bridge.providers.gemini_errors import classify_close, handshake_error
+from rtvoice.bridge.providers.gemini.errors import classify_close, handshake_error
 from rtvoice.core.errors import RealtimeAuthError, RealtimeProviderError
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.fake_gemini import BAD_KEY, DEADLINE, INTERNAL, INVALID_ARGUMENT, QUOTA

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rtvoice.bridge.providers.gemini_codec import (
+from rtvoice.bridge.providers.gemini.codec import (
     activity_message,
     audio_message,
     audio_stream_end_message,
@@ -16,7 +16,7 @@ from rtvoice.bridge.providers.gemini_codec import (
     text_message,
     tool_response_message,
 )
-from rtvoice.bridge.providers.gemini_setup import (
+from rtvoice.bridge.providers.gemini.setup import (
     DEFAULT_URL,
     build_setup,
     model_path,

@@ -7,9 +7,9 @@ import base64
 import json
 from typing import Any
 
-from rtvoice.bridge.providers.gemini_backlog import MessageBacklog
-from rtvoice.bridge.providers.gemini_codec import decode_server_message, duration_ms
-from rtvoice.bridge.providers.gemini_turns import GeminiTurnTracker, Step
+from rtvoice.bridge.providers.backlog import MessageBacklog
+from rtvoice.bridge.providers.gemini.codec import decode_server_message, duration_ms
+from rtvoice.bridge.providers.gemini.translator import GeminiTurnTracker, Step
 from rtvoice.core.errors import RealtimeProtocolError
 from rtvoice.v1 import frames_pb2 as pb
 from tests.support.fake_gemini_wire import validate_server_message
@@ -98,7 +98,7 @@ def test_client_interrupt_and_heard_share() -> None:
     feed(t, audio(PCM * 10))  # 200 ms
     feed(t, {"serverContent": {"outputTranscription": {"text": "one two three four"}}})
     t.client_interrupt()
-    t.heard("gemini_item_1", 100)
+    t.history.truncate("gemini_item_1", 100 / 200)  # the session's Cut: 100 of 200 ms heard
     assert feed(t, audio()).frames == []
     done = feed(t, {"serverContent": {"turnComplete": True}}).frames[-1].response_done
     assert (done.status, done.status_reason) == ("cancelled", "client_cancelled")

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from rtvoice.localrt.asr import get_recognizer, normalize_phrase, snap_to_phrase
+from rtvoice.localrt.chat import chat_completions_url
 from rtvoice.localrt.config import RequestError, apply_session_update, default_session
-from rtvoice.localrt.responder import NOT_UNDERSTOOD, EchoResponder, Message, chat_completions_url
+from rtvoice.localrt.responder import NOT_UNDERSTOOD, EchoResponder, Message
 from rtvoice.localrt.tts import espeak_voice, synthesize
 from rtvoice.localrt.vad import VoiceActivityDetector
+from rtvoice.localrt.voices import UnsupportedVoiceError
 from tests.support.speech import synthesize_pcm16, write_wav
 
 PHRASES = ["what is the weather today", "hello there", "turn on the lights in the kitchen please"]
@@ -77,8 +79,9 @@ def test_tts_rates_and_voices(tmp_path: object) -> None:
         pcm = synthesize("hello there", rate)
         assert 0.5 < pcm.size / rate < 2.0 and np.abs(pcm).max() > 3000
     assert espeak_voice("marin") != espeak_voice("cedar")
-    assert espeak_voice(None) == "en-us" and espeak_voice("en-gb") == "en-gb"
-    assert synthesize("hello", 16000, "no-such-voice").size > 0  # falls back to the default voice
+    assert espeak_voice(None) == "en-us" and espeak_voice("en-gb") == "en"  # British: bundled "en"
+    with pytest.raises(UnsupportedVoiceError):  # never a silent fallback to another voice
+        synthesize("hello", 16000, "no-such-voice")
 
 
 def test_write_wav(tmp_path: pytest.TempPathFactory) -> None:

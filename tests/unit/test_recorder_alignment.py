@@ -66,6 +66,8 @@ async def test_caller_gap_is_kept_and_small_jitter_is_not(tmp_path: Path) -> Non
     # The jittered run starts right where the second tone ended (1500 ms), not at 1540 ms.
     expected = np.concatenate([tone(500, 500), tone(700, 400)])
     np.testing.assert_array_equal(left[16000 : 16000 + len(expected)], expected)
+    counts = arc["manifest"]["counts"]
+    assert counts["caller_gap_ms"] == 400 and counts["caller_audio_ms"] == 1500  # the gap, not the jitter
 
 
 async def test_barge_in_clear_zeroes_the_unheard_tail(tmp_path: Path) -> None:

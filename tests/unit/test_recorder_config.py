@@ -92,6 +92,17 @@ def test_start_up_errors_are_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_archive_mode_and_group_flags_are_checked(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "rtvoice", "recorder", "--port", "0", "--spool-dir", str(tmp_path)]
+    for flags, expected in (
+        (["--archive-mode", "0640"], "owner rwx"),
+        (["--archive-mode", "0750", "--archive-group", "no-such-group-rtvoice"], "unknown group"),
+        (["--archive-mode", "rwx"], "not an octal mode"),
+    ):
+        r = subprocess.run([*base, *flags], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and expected in r.stderr, r.stderr
+
+
 async def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
     proc = RecorderProcess(["--spool-dir", str(tmp_path / "spool"), "--archive-dir", str(tmp_path / "a")])
     assert await proc.start() > 0

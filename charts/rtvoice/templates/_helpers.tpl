@@ -39,7 +39,64 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* host:port of the recorder's gRPC Service, as bridges in any namespace reach it. */}}
 {{- define "rtvoice.recorderAddress" -}}
-{{- printf "%s-recorder.%s.svc.cluster.local:%d" (include "rtvoice.fullname" .) .Release.Namespace (int .Values.recorder.port) -}}
+{{- printf "%s-recorder.%s.svc.%s:%d" (include "rtvoice.fullname" .) .Release.Namespace (.Values.clusterDomain | trimAll ".") (int .Values.recorder.port) -}}
+{{- end -}}
+
+{{/* prometheus.io/* pod annotations of a component serving metrics on .Values.metrics.port. */}}
+{{- define "rtvoice.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+
+{{/* The metrics container port. */}}
+{{- define "rtvoice.metricsPort" -}}
+- name: metrics
+  containerPort: {{ .Values.metrics.port }}
+  protocol: TCP
+{{- end -}}
+
+{{/* Service flags every component gets: metrics port and, with internalAuth, the token file. */}}
+{{- define "rtvoice.commonArgs" -}}
+- --metrics-port
+- {{ .Values.metrics.port | quote }}
+{{- if .Values.internalAuth.enabled }}
+- --internal-token-file
+- /etc/rtvoice/internal/token
+{{- end }}
+{{- end -}}
+
+{{- define "rtvoice.internalTokenMount" -}}
+{{- if .Values.internalAuth.enabled }}
+- name: internal-token
+  mountPath: /etc/rtvoice/internal
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The internal-token Secret mounted whole (no subPath) so a rotated token reaches the running pod. */}}
+{{- define "rtvoice.internalTokenVolume" -}}
+{{- if .Values.internalAuth.enabled }}
+- name: internal-token
+  secret:
+    secretName: {{ .Values.internalAuth.secretName }}
+    items:
+      - key: token
+        path: token
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy rule admitting the monitoring namespace (any namespace when empty) to `metrics`. */}}
+{{- define "rtvoice.metricsIngressRule" -}}
+- ports:
+    - protocol: TCP
+      port: metrics
+  {{- with .Values.networkPolicy.monitoringNamespace }}
+  from:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ . }}
+  {{- end }}
 {{- end -}}
 
 {{/* PodDisruptionBudget apiVersion: policy/v1 from Kubernetes 1.21, else policy/v1beta1. */}}
@@ -78,6 +135,18 @@ seccompProfile:
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# delete: an autoscaler goes when its agent drops spec.autoscaling (the HPA would keep scaling otherwise).
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- if eq .Values.operator.autoscaler "keda" }}
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

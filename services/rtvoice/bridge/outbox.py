@@ -7,7 +7,7 @@ the agent audio chunks queued for the same item are merged into one ``AudioFrame
 writer nothing is merged and each chunk goes out at once. Barge-in drops all queued agent audio.
 
 Every frame is teed to the recorder as written (merged audio as one frame), sequence numbers are given
-at write time, and the playback tracker learns what was actually sent.
+at write time, and the barge-in state learns what was actually sent.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from rtvoice.bridge.playback import PlaybackTracker
+from rtvoice.bridge.barge_in import BargeIn
 from rtvoice.core.spans import Span
 from rtvoice.v1 import frames_pb2 as pb
 
@@ -31,7 +31,7 @@ Writer = Callable[[pb.ServerFrame], Awaitable[None]]
 class RecorderSink(Protocol):
     """What a session needs of ``rtvoice.bridge.recorder_link.RecorderLink`` (all non-blocking)."""
 
-    def record_client(self, frame: pb.ClientFrame) -> None: ...
+    def record_client(self, frame: pb.ClientFrame, t_us: int | None = None) -> None: ...
     def record_server(self, frame: pb.ServerFrame) -> None: ...
     def record_span(self, span: Span) -> None: ...
 
@@ -50,13 +50,13 @@ class CallerOutbox:
         self,
         write: Writer,
         recorder: RecorderSink,
-        playback: PlaybackTracker,
+        barge_in: BargeIn,
         audio_format: pb.AudioFormat,
         max_merge_bytes: int,
     ) -> None:
         self._write = write
         self._recorder = recorder
-        self._playback = playback
+        self._barge_in = barge_in
         self._fmt = audio_format
         self._max_merge = max_merge_bytes
         self._queue: deque[pb.ServerFrame | _AudioChunk] = deque()
@@ -121,7 +121,7 @@ class CallerOutbox:
                 chunks += 1
             self._seq += 1
             data = parts[0] if chunks == 1 else b"".join(parts)
-            self._playback.on_sent(entry.item_id, len(data))
+            self._barge_in.on_sent(entry.item_id, len(data))
             frame = pb.ServerFrame(
                 audio=pb.AudioFrame(
                     data=data,

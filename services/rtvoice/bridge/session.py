@@ -1,13 +1,15 @@
 """One bridge session: a caller's ``Converse`` stream ⇄ one provider conversation.
 
-Caller frames go to the provider (audio validated and converted to the provider's input format with a
-low-delay streaming ``AudioConverter``); provider frames go to the caller (agent audio converted to the
-caller's output format, the resampler tail flushed at the end of each item and dropped on barge-in).
-Barge-in (provider ``speech_started`` while the agent is audible, or the caller's ``InterruptFrame``)
-sends ``ClearAudio`` at once, then asks the provider to cancel and truncate at the played position.
-Tool calls run in :class:`~rtvoice.bridge.tools.ToolRuntime`. Frames to the caller go through a
-:class:`~rtvoice.bridge.outbox.CallerOutbox` (one writer; nothing else waits on gRPC). A copy of every frame
-in both directions and the session's spans go to the recorder sink, which never blocks the voice loop.
+Caller audio goes to the provider through :class:`~rtvoice.bridge.audio_paths.CallerAudioIn` (format
+fixed at ``SessionStart``; per frame only the byte-length check), agent audio to the caller through
+:class:`~rtvoice.bridge.audio_paths.AgentAudioOut` and a :class:`~rtvoice.bridge.outbox.CallerOutbox`
+(one writer; nothing else waits on gRPC). Barge-in (provider ``speech_started`` while the agent is
+audible, the provider cutting its own response, or the caller's ``InterruptFrame``) sends ``ClearAudio``
+at once, then tells the provider the :class:`~rtvoice.bridge.barge_in.Cut` (what the caller heard);
+:class:`~rtvoice.bridge.barge_in.BargeIn` is the one owner of what was sent, played and cut. Tool calls
+run in :class:`~rtvoice.bridge.tools.ToolRuntime`. A copy of every frame in both directions and the
+session's spans (:class:`~rtvoice.bridge.telemetry.SessionSpans`) go to the recorder sink, which never
+blocks the voice loop.
 """
 
 from __future__ import annotations
@@ -15,22 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from rtvoice.bridge.audio_paths import AgentAudioOut, CallerAudioIn
+from rtvoice.bridge.barge_in import BargeIn
 from rtvoice.bridge.config import SessionConfig
 from rtvoice.bridge.outbox import CallerOutbox, RecorderSink, Writer
-from rtvoice.bridge.playback import PlaybackTracker
 from rtvoice.bridge.providers.base import RealtimeProvider
+from rtvoice.bridge.responses import ResponseLedger
 from rtvoice.bridge.steering import turn_detection_from_proto
-from rtvoice.bridge.tools import ToolRuntime
-from rtvoice.core.audio import AudioConverter, validate_frame
+from rtvoice.bridge.telemetry import SessionSpans
+from rtvoice.bridge.tools import ToolRuntime, error_output
+from rtvoice.bridge.watchdog import RESPONSE
+from rtvoice.core.end_reason import EndReason, end_frame, wire_name
 from rtvoice.core.errors import (
-    ERROR_KIND_NAMES,
-    RealtimeAudioFormatError,
     RealtimeError,
     RealtimeProtocolError,
     RealtimeProviderError,
+    RealtimeReadTimeout,
 )
 from rtvoice.core.spans import SessionTracer, now_ns
 from rtvoice.v1 import frames_pb2 as pb
@@ -41,10 +47,6 @@ __all__ = ["BridgeSession", "RecorderSink", "Writer"]
 
 #: Largest merged agent audio frame when the caller writer falls behind (see ``outbox``).
 MAX_MERGED_AUDIO_MS = 200
-
-
-#: Frame kinds whose spans are made elsewhere (response, error, barge_in, tool.call) or not at all.
-_SPANNED_ELSEWHERE = frozenset({"audio", "playback_mark", "response_done", "error", "end"})
 
 
 class BridgeSession:
@@ -59,36 +61,38 @@ class BridgeSession:
         recorder: RecorderSink,
         tracer: SessionTracer,
         write: Writer,
+        clock_t0_ns: int | None = None,
     ) -> None:
         self.session_id = session_id
         self.config = config
         self.provider = provider
         self.recorder = recorder
         self.tracer = tracer
-        self._in_fmt_key = (config.caller_input.to_proto().encoding, config.caller_input.sample_rate_hz)
-        self._in_conv = AudioConverter(config.caller_input, provider.input_format)
-        self._out_conv = AudioConverter(provider.output_format, config.caller_output)
-        self._out_item: str | None = None
-        self._out_content_index = 0
-        self.playback = PlaybackTracker(config.caller_output)
+        t0 = time.monotonic_ns() if clock_t0_ns is None else clock_t0_ns
+        self.barge_in = BargeIn(config.caller_output, provider.output_format, t0)
         self.outbox = CallerOutbox(
             write,
             recorder,
-            self.playback,
+            self.barge_in,
             config.caller_output.to_proto(),
             config.caller_output.bytes_for_ms(MAX_MERGED_AUDIO_MS),
         )
-        self.response_active = False
+        self.caller_in = CallerAudioIn(config.caller_input, provider.input_format)
+        self.agent_out = AgentAudioOut(
+            provider.output_format, config.caller_output, self.outbox, self.barge_in
+        )
+        self.spans = SessionSpans(tracer, recorder)
+        self.responses = ResponseLedger(self.barge_in, self.spans, config.settings.session)
         #: turnDetection.interruptResponse: provider VAD speech cuts the agent off
         self.vad_interrupts = config.settings.turn_detection.interrupt_response
-        self._response_t0: dict[str, int] = {}
-        self._tool_t0: dict[str, int] = {}
-        self._first_audio_ns: int | None = None
+        td = config.settings.turn_detection
+        #: server VAD creates a response when the caller's speech ends
+        self._vad_answers = td.type != "none" and td.create_response
         self.tools = ToolRuntime(config.settings.tools, self._on_tool_result)
         self._stop = asyncio.Event()
         self._stop_error: RealtimeError | None = None
-        self._stop_reason = ""
-        self.end_reason = ""
+        self._stop_reason: EndReason = pb.END_REASON_BRIDGE_SHUTDOWN
+        self.end_reason: EndReason = pb.END_REASON_UNSPECIFIED
 
     # -- output ----------------------------------------------------------------------------------------
 
@@ -99,38 +103,21 @@ class BridgeSession:
     async def report(self, err: RealtimeError) -> None:
         """A typed failure: ``ErrorFrame`` to the caller, an ``error`` span to the errors sink."""
         frame = err.to_frame()
-        self._error_span(frame)
+        self.spans.error(frame)
         await self.send(pb.ServerFrame(error=frame))
-
-    def _error_span(self, frame: pb.ErrorFrame) -> None:
-        self.recorder.record_span(
-            self.tracer.event(
-                "error",
-                kind=ERROR_KIND_NAMES.get(frame.kind, "unspecified"),
-                code=frame.code,
-                message=frame.message,
-                retryable=frame.retryable,
-                fatal=frame.fatal,
-            )
-        )
-
-    def _flush_item(self) -> None:
-        item, self._out_item = self._out_item, None
-        if item is not None:
-            tail = self._out_conv.flush()
-            if tail:
-                self.outbox.put_audio(tail, item, self._out_content_index)
 
     # -- run -------------------------------------------------------------------------------------------
 
-    async def run(self, requests: AsyncIterator[pb.ClientFrame]) -> str:
+    async def run(self, requests: AsyncIterator[pb.ClientFrame]) -> EndReason:
         """Connect the provider, answer ``ready``, relay until either side ends; returns the end reason."""
-        reason = "caller_hangup"
+        # Until a side ends the session with a reason: a cancelled RPC means the caller's side vanished.
+        reason: EndReason = pb.END_REASON_CALLER_DISCONNECTED
         tasks: list[asyncio.Task[Any]] = []
+        self.responses.start(self._on_expired)
         writer = asyncio.create_task(self.outbox.run())
         try:
             if not await self._connect():
-                reason = "provider_error"
+                reason = pb.END_REASON_PROVIDER_ERROR
                 return reason
             reader = asyncio.create_task(self._read_client(requests))
             pump = asyncio.create_task(self._pump())
@@ -148,10 +135,11 @@ class BridgeSession:
                     log.error(
                         "session %s: %s failed", self.session_id, task.get_name(), exc_info=task.exception()
                     )
-                    reason = "internal_error"
+                    reason = pb.END_REASON_INTERNAL_ERROR
             return reason
         finally:
             self.end_reason = reason
+            self.responses.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -172,16 +160,10 @@ class BridgeSession:
                 log.exception("session %s: provider connect failed", self.session_id)
                 err = RealtimeProviderError(f"provider connect failed: {exc}", code="connect_failed")
             err.fatal = True
-            self.recorder.record_span(
-                self.tracer.span("provider.connect", t0, now_ns(), ok=False, code=err.code)
-            )
+            self.spans.span("provider.connect", t0, ok=False, code=err.code)
             await self.report(err)
             return False
-        self.recorder.record_span(
-            self.tracer.span(
-                "provider.connect", t0, now_ns(), ok=True, provider=s.provider, model=s.effective_model
-            )
-        )
+        self.spans.span("provider.connect", t0, ok=True, provider=s.provider, model=s.effective_model)
         ready = pb.SessionReady(
             session_id=self.session_id,
             provider=s.provider,
@@ -191,59 +173,55 @@ class BridgeSession:
         await self.send(pb.ServerFrame(ready=ready))
         return True
 
-    def shutdown(self, err: RealtimeError | None, reason: str) -> None:
+    def shutdown(self, err: RealtimeError | None, reason: EndReason) -> None:
         """End the session from outside (bridge draining): ``err`` then ``EndFrame(reason)`` to the caller."""
         self._stop_error = err
         self._stop_reason = reason
         self._stop.set()
 
-    async def _finish(self, reason: str) -> None:
+    async def _finish(self, reason: EndReason) -> None:
         with contextlib.suppress(Exception):
             await self.provider.close()
         await self.tools.aclose()
         if self._stop_error is not None:
             await self.report(self._stop_error)
-        await self.send(pb.ServerFrame(end=pb.EndFrame(reason=reason)))
-        self.recorder.record_span(self.tracer.root(now_ns(), end_reason=reason, provider=self.provider.name))
+        await self.send(pb.ServerFrame(end=end_frame(reason)))
+        self.spans.root(end_reason=wire_name(reason), provider=self.provider.name)
 
     # -- caller → provider -----------------------------------------------------------------------------
 
-    async def _read_client(self, requests: AsyncIterator[pb.ClientFrame]) -> str:
+    async def _read_client(self, requests: AsyncIterator[pb.ClientFrame]) -> EndReason:
         provider = self.provider
         async for frame in requests:
-            self.recorder.record_client(frame)
             kind = frame.WhichOneof("frame")
             if kind == "audio":
-                await self._on_caller_audio(frame.audio)
-            elif kind == "playback_mark":
+                await self._on_caller_audio(frame)
+                continue
+            if kind == "span":  # the ingress's span: recorded as a span, not as a caller frame
+                self.spans.relayed(frame.span)
+                continue
+            self.recorder.record_client(frame)
+            if kind == "playback_mark":
                 mark = frame.playback_mark
-                self.playback.on_mark(mark.item_id, mark.played_ms)
+                self.barge_in.on_mark(mark.item_id, mark.played_ms)
             elif kind == "end":
-                return frame.end.reason or "caller_hangup"
+                return frame.end.reason or pb.END_REASON_CALLER_HANGUP
             else:
-                self._event_span("caller", kind, frame)
+                self.spans.event("caller", kind, frame)
                 try:
                     await self._on_control(kind, frame, provider)
                 except RealtimeError as err:
                     await self.report(err)
-        return "caller_hangup"
+        return pb.END_REASON_CALLER_DISCONNECTED  # the stream ended without an EndFrame: nobody hung up
 
-    async def _on_caller_audio(self, audio: pb.AudioFrame) -> None:
-        fmt = audio.format
-        if fmt.encoding and (fmt.encoding, fmt.sample_rate_hz) != self._in_fmt_key:
-            await self.report(
-                RealtimeAudioFormatError(
-                    f"audio frame format is not the session input format {self.config.caller_input.name}",
-                    code="wrong_format",
-                )
-            )
-            return
+    async def _on_caller_audio(self, frame: pb.ClientFrame) -> None:
         try:
-            validate_frame(audio.data, self.config.caller_input)
-        except RealtimeAudioFormatError as err:
+            data, t_us = self.caller_in.accept(frame.audio.data)
+        except RealtimeError as err:
+            self.recorder.record_client(frame)
             await self.report(err)
             return
-        data = self._in_conv.convert(audio.data)
+        self.recorder.record_client(frame, t_us)  # stamped with its sample position, not read time
         if data:
             await self.provider.send_audio(data)
 
@@ -258,8 +236,10 @@ class BridgeSession:
             if not frame.text.text.strip():
                 raise RealtimeProtocolError("TextInput.text is empty", code="empty_text")
             await provider.send_text(frame.text.text)
+            self.responses.user_turn_ended(self.barge_in.now_ms())
         elif kind == "end_of_turn":
             await provider.end_turn()
+            self.responses.user_turn_ended(self.caller_in.clock.position_ms)
         elif kind == "start":
             raise RealtimeProtocolError("SessionStart may only be the first frame", code="duplicate_start")
         else:
@@ -271,130 +251,118 @@ class BridgeSession:
         The item to truncate is the one the caller is playing; when its audio never reached the caller
         (all still queued), it is the item being converted, at 0 ms played.
         """
-        audible = self.playback.audible()
-        queued = self.outbox.purge_audio()
-        if source != "caller" and not (audible or queued or self.response_active):
+        barge = self.barge_in
+        audible = barge.audible()
+        queued, converting = self.agent_out.purge()
+        if source != "caller" and not (audible or queued or self.responses.response_id):
             return
-        item = self.playback.current_item if audible else None
-        if item is None and self._out_item is not None and self._out_item in queued:
-            item = self._out_item
-        played = self.playback.played_ms(item) if item else None
-        for cut in {item, self._out_item, *queued} - {None}:
-            self.playback.clear(str(cut))
-        self._out_item = None
-        self._out_conv.reset()
+        item = barge.current_item if audible else None
+        if item is None and converting is not None and converting in queued:
+            item = converting
+        others = queued | ({converting} if converting else set())
+        cut = barge.cut(item, others, self.responses.response_id)
         await self.send(pb.ServerFrame(clear_audio=pb.ClearAudio(item_id=item or "")))
-        await self.provider.interrupt(item, played)
-        self.recorder.record_span(
-            self.tracer.event("barge_in", source=source, item_id=item or "", played_ms=played or 0)
-        )
+        await self.provider.interrupt(cut)
+        played = cut.played_ms if cut else (barge.played_ms(item) if item else 0)
+        self.spans.instant("barge_in", source=source, item_id=item or "", played_ms=played)
 
     # -- provider → caller -----------------------------------------------------------------------------
 
-    async def _pump(self) -> str:
+    async def _pump(self) -> EndReason:
+        responses = self.responses
         async for frame in self.provider.events():
             kind = frame.WhichOneof("frame")
             if kind == "audio":
-                await self._on_agent_audio(frame.audio)
+                queued = self.agent_out.on_audio(frame.audio)
+                responses.progress(frame.audio.item_id if queued else None)
             elif kind == "end":
-                self._flush_item()
-                return frame.end.reason or "provider_closed"
+                self.agent_out.flush()
+                return frame.end.reason or pb.END_REASON_PROVIDER_CLOSED
             else:
                 await self._on_provider_event(kind, frame)
-        return "provider_closed"
-
-    async def _on_agent_audio(self, audio: pb.AudioFrame) -> None:
-        item = audio.item_id
-        if self.playback.is_cleared(item):
-            return  # late audio of an item cut by barge-in
-        if not audio.data:
-            if item == self._out_item:
-                self._flush_item()
-            return
-        if item != self._out_item:
-            self._flush_item()
-            self._out_item = item
-            self._out_content_index = audio.content_index
-        data = self._out_conv.convert(audio.data)
-        if data:
-            if self._first_audio_ns is None:
-                self._first_audio_ns = now_ns()
-            self.outbox.put_audio(data, item, audio.content_index)
+        return pb.END_REASON_PROVIDER_CLOSED
 
     async def _on_provider_event(self, kind: str | None, frame: pb.ServerFrame) -> None:
-        self._event_span("provider", kind, frame)
+        self.spans.event("provider", kind, frame)
+        barge = self.barge_in
+        responses = self.responses
         if kind == "speech_started":
             await self.send(frame)
+            responses.caller_speaks()
             if self.vad_interrupts:
                 await self._barge_in("vad")
             return
-        if kind == "clear_audio":
+        if kind == "speech_stopped":
+            if self._vad_answers:
+                responses.user_turn_ended(float(frame.speech_stopped.audio_end_ms))
+        elif kind == "clear_audio":
             # The provider cut its own response (Gemini `interrupted`): the same barge-in as VAD, so late
             # audio is dropped, the caller flushes and the recorder marks what was heard.
             await self._barge_in("provider")
             return
-        if kind == "response_started":
-            self.response_active = True
-            self._response_t0[frame.response_started.response_id] = now_ns()
-            self._first_audio_ns = None
+        elif kind == "response_started":
+            responses.started(frame.response_started.response_id)
         elif kind == "response_done":
-            self.response_active = False
-            self._flush_item()
             done = frame.response_done
-            t0 = self._response_t0.pop(done.response_id, None)
-            if t0 is not None:
-                self.recorder.record_span(
-                    self.tracer.span(
-                        "response",
-                        t0,
-                        now_ns(),
-                        response_id=done.response_id,
-                        status=done.status,
-                        status_reason=done.status_reason,
-                        output_tokens=done.usage.output_tokens,
-                        input_tokens=done.usage.input_tokens,
-                        first_audio_ms=(self._first_audio_ns - t0) / 1e6 if self._first_audio_ns else None,
-                    )
-                )
+            barge.response_done(done.response_id)
+            self.agent_out.flush()
+            if not responses.done(done):
+                return  # the watchdog already ended it for the caller
+        elif kind == "transcript":
+            responses.progress()
+            tr = frame.transcript
+            if not tr.final and barge.is_cut(tr.item_id):
+                return  # a late delta of what a barge-in cut
         elif kind == "error":
-            self._error_span(frame.error)
+            self.spans.error(frame.error)
         elif kind == "tool_call":
-            self._tool_t0[frame.tool_call.call_id] = now_ns()
+            if barge.cut_response is not None and barge.cut_response == responses.response_id:
+                return  # a call of the response a barge-in cancelled
+            responses.tool_started(frame.tool_call)
             await self.send(frame)
             self.tools.start(frame.tool_call)
             return
         elif kind == "tool_cancellation":
-            cancelled = self.tools.cancel(frame.tool_cancellation.call_ids)
-            for cid in cancelled:
-                self._tool_span(cid, "", cancelled=True)
+            for cid in frame.tool_cancellation.call_ids:
+                responses.tool_finished(cid)
+            for cid in self.tools.cancel(frame.tool_cancellation.call_ids):
+                self.spans.tool_done(cid, "", cancelled=True)
         await self.send(frame)
 
-    def _event_span(self, source: str, kind: str | None, frame: Any) -> None:
-        """A zero-length span per meaningful caller frame or provider event (audio frames are summarized by
-        the ``response`` span instead: 50 spans a second would say nothing)."""
-        if kind is None or kind in _SPANNED_ELSEWHERE:
+    async def _on_expired(self, key: str) -> None:
+        """A watchdog ran out: a typed non-fatal error and an error span; the session goes on."""
+        responses = self.responses
+        if key != RESPONSE:
+            name = responses.tool_finished(key)
+            if not self.tools.cancel([key]):
+                return  # it finished meanwhile
+            ms = int(responses.tool_timeout_s * 1000)
+            msg = f"tool {name} returned nothing for {ms} ms"
+            await self.report(RealtimeReadTimeout(msg, code="tool_timeout"))
+            output = error_output(f"tool {name} did not return within {ms} ms")
+            await self._on_tool_result(pb.ToolResult(call_id=key, name=name, output=output, is_error=True))
             return
-        body = getattr(frame, kind)
-        attrs: dict[str, Any] = {}
-        for field, value in body.ListFields():
-            if field.type == field.TYPE_MESSAGE:
-                continue
-            if field.name == "text" and kind == "transcript" and not body.final:
-                return  # deltas are summarized by the final transcript
-            attrs[field.name] = value if isinstance(value, bool | int | float) else str(value)
-        self.recorder.record_span(self.tracer.event(f"{source}.{kind}", **attrs))
-
-    def _tool_span(self, call_id: str, name: str, **attrs: Any) -> None:
-        t0 = self._tool_t0.pop(call_id, None)
-        if t0 is not None:
-            self.recorder.record_span(
-                self.tracer.span("tool.call", t0, now_ns(), call_id=call_id, tool=name, **attrs)
-            )
+        ms = int(responses.response_timeout_s * 1000)
+        msg = f"the provider sent no audio and no end of the response for {ms} ms; response cancelled"
+        await self.report(RealtimeReadTimeout(msg, code="response_timeout"))
+        await self.provider.abandon_response()
+        rid = responses.response_id
+        done = responses.abandon()
+        if done is not None:
+            items = {i for i in (self.agent_out.item, self.barge_in.current_item) if i}
+            self.barge_in.cut(None, items, rid)  # whatever still comes of it is dropped
+            self.agent_out.flush()
+            await self.send(pb.ServerFrame(response_done=done))
 
     async def _on_tool_result(self, result: pb.ToolResult) -> None:
-        self._tool_span(result.call_id, result.name, is_error=result.is_error, duration_ms=result.duration_ms)
+        self.responses.tool_finished(result.call_id)
+        self.spans.tool_done(
+            result.call_id, result.name, is_error=result.is_error, duration_ms=result.duration_ms
+        )
         await self.send(pb.ServerFrame(tool_result=result))
         try:
             await self.provider.send_tool_result(result)
         except RealtimeError as err:
             await self.report(err)
+            return
+        self.responses.user_turn_ended(self.barge_in.now_ms())  # the model answers the tool output

@@ -1,6 +1,6 @@
 """Steering: mid-session changes of voice, instructions, temperature and turn detection (``SteerFrame``).
 
-Rules (design.md §3, protocols.md §C): voice and instructions wait until the current response is done;
+Rules (docs/architecture.md, "Steering"): voice and instructions wait until the current response is done;
 temperature and turn detection apply at once where the provider supports them. :func:`plan_steer` turns a
 ``SteerFrame`` into a validated :class:`SteerPlan`; adapters apply it in their own wire protocol.
 """

@@ -38,7 +38,9 @@ exit status:
 
 Without --url/--token they are read from the state file `rtvoice up` writes
 (keys caller_url and token). Transcripts are printed as they arrive (final texts), then the first-audio
-latency: ms from the end of the speech in the file (its last non-silent sample) to the agent's first audio.
+latency: ms from the end of the speech in the file (its last non-silent sample) to the agent's first audio
+(rtvoice.core.latency). With --json the summary line is printed on failures too (exit status 5 and
+"ended_reason": why the service ended the session, e.g. "server_shutdown").
 """
 
 
@@ -138,6 +140,7 @@ def _summary(result: CallResult, saved: str | None, out_fmt: AudioFormat) -> dic
     return {
         "answered": result.answered,
         "session_id": result.session_id,
+        "trace_id": result.trace_id or None,
         "provider": result.provider,
         "transcripts": [{"role": r, "text": t} for r, t in result.transcripts],
         "first_audio_latency_ms": None
@@ -147,6 +150,8 @@ def _summary(result: CallResult, saved: str | None, out_fmt: AudioFormat) -> dic
         "reply_ms": round(out_fmt.duration_ms(len(result.reply)), 1),
         "saved": saved,
         "errors": result.errors,
+        "ended_reason": result.ended_reason or None,
+        "close_code": result.close_code,
     }
 
 
@@ -155,6 +160,8 @@ def _call(args: argparse.Namespace) -> int:
         opts = _options(args)
         result = asyncio.run(place_call(opts, print))
     except CallError as err:
+        if args.json and err.result is not None:  # what happened before the failure, for scripts
+            print(json.dumps(_summary(err.result, None, opts.output_format)))
         return _fail(err.exit_code, str(err))
     out_fmt = opts.output_format
     if args.save:

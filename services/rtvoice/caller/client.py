@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from rtvoice.core.audio import AudioFormat
+from rtvoice.core.latency import first_audio_latency_from_monotonic
 
 FRAME_MS = 20
 MARK_EVERY_MS = 100
@@ -33,12 +34,18 @@ EXIT_AUTH = 4
 EXIT_SESSION = 5
 
 
-class CallError(Exception):
-    """The call failed; ``exit_code`` is one of the ``EXIT_*`` constants, the message one line."""
+#: After a failure, how long the caller still listens for ``session.ended`` and the close, s.
+ENDING_WAIT_S = 3.0
 
-    def __init__(self, exit_code: int, message: str) -> None:
+
+class CallError(Exception):
+    """The call failed; ``exit_code`` is one of the ``EXIT_*`` constants, the message one line.
+    ``result`` is what the call got before it failed (``None`` when it never connected)."""
+
+    def __init__(self, exit_code: int, message: str, result: CallResult | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.result = result
 
 
 @dataclass(slots=True)
@@ -60,10 +67,13 @@ class CallOptions:
 
 @dataclass(slots=True)
 class CallResult:
-    """What happened: ids, transcripts ``[(role, text)]`` (finals), the reply audio as played (bytes of
-    ``output_format``), the first-audio latency in ms (``None`` without audio) and every error event."""
+    """What happened: ids (session, trace), transcripts ``[(role, text)]`` (finals), the reply audio as
+    played (bytes of ``output_format``), the first-audio latency in ms (``None`` without audio; see
+    :mod:`rtvoice.core.latency`), every error event, the ``session.ended`` reason (``""`` when the
+    connection closed without one) and the WebSocket close code (``None``: no close frame, e.g. 1006)."""
 
     session_id: str = ""
+    trace_id: str = ""
     provider: str = ""
     voice: str = ""
     transcripts: list[tuple[str, str]] = field(default_factory=list)
@@ -72,6 +82,7 @@ class CallResult:
     server_latency_ms: float | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     ended_reason: str = ""
+    close_code: int | None = None
     answered: bool = False
     dropped_audio_frames: int = 0
 
@@ -160,30 +171,39 @@ class _Call:
     async def run(self) -> CallResult:
         receiver = asyncio.create_task(self._receive())
         try:
-            await self._send_json(
-                {
-                    "type": "session.start",
-                    "input_format": self.opts.input_format.name,
-                    "output_format": self.opts.output_format.name,
-                    "metadata": {"client": "rtvoice-call"},
-                }
-            )
-            await self._wait(self.started, self.opts.connect_timeout_s + 15, "the session did not start")
-            sender = asyncio.create_task(self._send_audio())
-            try:
-                await self._wait(self.done, self._answer_deadline_s(), "")
-                # Listen to the end of the reply before hanging up, as a person would: the session
-                # (and its archive) then covers everything the agent said.
-                await asyncio.sleep(min(60.0, max(0.0, self.play.remaining_ms(time.monotonic()) / 1000.0)))
-            finally:
-                self.hang_up.set()
-                sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
-            await self._hang_up()
+            await self._converse()
+        except CallError as err:
+            # The ingress sends session.ended (the true reason) right after a fatal error: hear it out.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(receiver), ENDING_WAIT_S)
+            err.result = self.result
+            raise
         finally:
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
         return self.result
+
+    async def _converse(self) -> None:
+        await self._send_json(
+            {
+                "type": "session.start",
+                "input_format": self.opts.input_format.name,
+                "output_format": self.opts.output_format.name,
+                "metadata": {"client": "rtvoice-call"},
+            }
+        )
+        await self._wait(self.started, self.opts.connect_timeout_s + 15, "the session did not start")
+        sender = asyncio.create_task(self._send_audio())
+        try:
+            await self._wait(self.done, self._answer_deadline_s(), "")
+            # Listen to the end of the reply before hanging up, as a person would: the session
+            # (and its archive) then covers everything the agent said.
+            await asyncio.sleep(min(60.0, max(0.0, self.play.remaining_ms(time.monotonic()) / 1000.0)))
+        finally:
+            self.hang_up.set()
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        await self._hang_up()
 
     def _answer_deadline_s(self) -> float:
         return self.opts.input_format.duration_ms(len(self.opts.audio)) / 1000.0 + self.opts.timeout_s
@@ -273,13 +293,19 @@ class _Call:
                     self._on_event(json.loads(message))
         except ConnectionClosed:
             pass
+        self.result.close_code = self.ws.close_code
         if not self.result.ended_reason:
             self._fail(EXIT_SESSION, "the connection closed before the agent answered")
 
     def _on_audio(self, data: bytes) -> None:
         now = time.monotonic()
-        if self.result.first_audio_latency_ms is None and self.turn_end_at is not None:
-            self.result.first_audio_latency_ms = (now - self.turn_end_at) * 1000.0
+        if (
+            self.result.first_audio_latency_ms is None
+            and self.turn_end_at is not None
+            and now >= self.turn_end_at
+        ):
+            # Audio before the end of our speech cannot answer it; the first audio after it is measured.
+            self.result.first_audio_latency_ms = first_audio_latency_from_monotonic(self.turn_end_at, now)
             self.on_line(
                 f"first audio: {self.result.first_audio_latency_ms:.0f} ms after the end of your turn"
             )
@@ -291,6 +317,7 @@ class _Call:
         etype = ev.get("type")
         if etype == "session.started":
             self.result.session_id = ev.get("session_id", "")
+            self.result.trace_id = ev.get("trace_id", "")
             self.result.provider = ev.get("provider", "")
             self.result.voice = ev.get("voice", "")
             r = self.result
@@ -318,6 +345,7 @@ class _Call:
                 self._fail(EXIT_SESSION, f"the session failed: {ev.get('code')}: {ev.get('message')}")
         elif etype == "session.ended":
             self.result.ended_reason = ev.get("reason", "")
+            self.on_line(f"session ended: {self.result.ended_reason}")
             self.result.dropped_audio_frames = int(ev.get("dropped_audio_frames", 0))
             self._fail(
                 EXIT_SESSION, f"the session ended before the agent answered ({self.result.ended_reason})"

@@ -102,6 +102,13 @@ class RealtimeLimitError(RealtimeError):
     default_code = "limit_exceeded"
 
 
+class RealtimeRecordingError(RealtimeError):
+    """The session's recording failed (spool disk full, write error); see docs/recording.md."""
+
+    kind = pb.ERROR_KIND_RECORDING
+    default_code = "recording_failed"
+
+
 class RealtimeUnavailableError(RealtimeError):
     """A service the session needs cannot be reached (bridge down, draining, unknown agent)."""
 

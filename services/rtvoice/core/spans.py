@@ -2,7 +2,8 @@
 
 A session has one trace id (32 lowercase hex chars); every span has a span id (16 hex chars) and,
 except the session's root span, a parent. Spans travel bridge → recorder inside ``RecordFrame.span``
-and end up in ``spans.json`` of the archive and, when configured, MongoDB ``workflow_spans``.
+(the ingress's reach the bridge first, in ``ClientFrame.span``) and end up in ``spans.json`` of the
+archive and, when configured, MongoDB ``workflow_spans``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtvoice.v1 import recorder_pb2 as rpb
+from rtvoice.v1 import frames_pb2 as pb
 
 
 def new_trace_id() -> str:
@@ -43,8 +44,8 @@ class Span:
     parent_span_id: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
 
-    def to_proto(self) -> rpb.Span:
-        return rpb.Span(
+    def to_proto(self) -> pb.Span:
+        return pb.Span(
             trace_id=self.trace_id,
             span_id=self.span_id,
             parent_span_id=self.parent_span_id,
@@ -55,7 +56,7 @@ class Span:
         )
 
     @classmethod
-    def from_proto(cls, msg: rpb.Span) -> Span:
+    def from_proto(cls, msg: pb.Span) -> Span:
         attrs: dict[str, Any] = {}
         for k, v in msg.attributes.items():
             try:
@@ -88,11 +89,14 @@ class Span:
 
 
 class SessionTracer:
-    """Makes spans of one session: a root span id and a trace id shared by all spans."""
+    """Makes spans of one session: a root span id and a trace id shared by all spans. ``parent_span_id``
+    is the parent of the root span (the span of the service that started this one, from its
+    ``traceparent``; empty: the root span is the trace's root)."""
 
-    def __init__(self, session_id: str, trace_id: str | None = None) -> None:
+    def __init__(self, session_id: str, trace_id: str | None = None, parent_span_id: str = "") -> None:
         self.session_id = session_id
         self.trace_id = trace_id or new_trace_id()
+        self.parent_span_id = parent_span_id
         self.root_span_id = new_span_id()
         self.started_unix_ns = now_ns()
 
@@ -127,5 +131,6 @@ class SessionTracer:
             start_unix_ns=self.started_unix_ns,
             end_unix_ns=end_unix_ns,
             span_id=self.root_span_id,
+            parent_span_id=self.parent_span_id,
             attributes={"session_id": self.session_id, **attributes},
         )

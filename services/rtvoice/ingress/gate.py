@@ -22,6 +22,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from rtvoice.core.capacity import DEFAULT_RETRY_AFTER_MS, FULL_CODE, retry_after_header
+from rtvoice.core.metrics import service_metrics
 from rtvoice.ingress import protocol as proto
 from rtvoice.ingress.auth import TokenClaims, TokenError, check_token
 from rtvoice.ingress.routing import AgentRef, parse_agent_path
@@ -111,13 +113,54 @@ class GateConfig:
     default_agent: str = "default/assistant"
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]) -> bool:
-    """Browser Origin check: in the allow-list (``*`` = any), else same host:port as the request."""
+#: URL schemes of an origin and the scheme whose default port they share (RFC 6454 compares the scheme).
+_ORIGIN_SCHEMES = {"http": ("http", 80), "https": ("https", 443), "ws": ("http", 80), "wss": ("https", 443)}
+
+#: An origin as compared: (scheme, lower-case host, port), ``ws``/``wss`` folded into ``http``/``https``.
+OriginKey = tuple[str, str, int]
+
+
+def origin_key(url: str) -> OriginKey | None:
+    """``(scheme, host, port)`` of an Origin header or origin URL, the default port filled in
+    (``https://App.example.com`` → ``("https", "app.example.com", 443)``); ``None`` when it is not an
+    http(s)/ws(s) origin with a host (``null``, ``file://``, a bad port)."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, default_port = _ORIGIN_SCHEMES[parts.scheme.lower()]
+        port = parts.port
+    except (KeyError, ValueError):
+        return None
+    if not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port if port is not None else default_port
+
+
+def request_origin(host: str | None, forwarded_proto: str | None) -> OriginKey | None:
+    """The origin the request was sent to: its ``Host`` header and the scheme the caller used —
+    ``X-Forwarded-Proto`` (first value) when a TLS-terminating proxy sets it, else ``http`` (the ingress
+    itself serves plain HTTP). ``None`` without a usable ``Host``."""
+    if not host:
+        return None
+    scheme = (forwarded_proto or "http").split(",")[0].strip().lower() or "http"
+    return origin_key(f"{scheme}://{host}")
+
+
+def origin_allowed(
+    origin: str | None, host: str | None, allowed: frozenset[str], forwarded_proto: str | None = None
+) -> bool:
+    """Browser Origin check on scheme, host and port (:func:`origin_key`): in the allow-list (``*`` = any),
+    else the same origin as the request (:func:`request_origin`). No ``Origin`` header (a non-browser
+    client) is allowed; an opaque one (``null``) only with ``*``."""
     if origin is None:
         return True
+    if "*" in allowed:
+        return True
+    key = origin_key(origin)
+    if key is None:
+        return False
     if allowed:
-        return "*" in allowed or origin.rstrip("/") in allowed
-    return bool(host) and urlsplit(origin).netloc.lower() == (host or "").lower()
+        return key in {origin_key(entry) for entry in allowed}
+    return key == request_origin(host, forwarded_proto)
 
 
 def bearer_token(request: Request, query: str) -> str | None:
@@ -135,12 +178,18 @@ class HttpGate:
     """``process_request`` for the ingress. ``accepting()`` says whether new sessions are taken (False while
     draining or full); :meth:`admit` pops the :class:`Admission` stored for a connection."""
 
-    def __init__(self, config: GateConfig, accepting: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        config: GateConfig,
+        accepting: Callable[[], str | None],
+        agent_refusal: Callable[[AgentRef], str | None] = lambda _agent: None,
+    ) -> None:
         if config.secret is None and not config.no_auth:
             raise ValueError("an auth secret is required unless auth is disabled (--no-auth)")
         self.config = config
         self.site = StaticSite()
         self._refusal = accepting
+        self._agent_refusal = agent_refusal
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
 
     def admit(self, connection: ServerConnection) -> Admission | None:
@@ -213,18 +262,24 @@ class HttpGate:
     def _check_upgrade(
         self, connection: ServerConnection, request: Request, agent: AgentRef, query: str
     ) -> Response | None:
-        refusal = self._refusal()
+        refusal = self._refusal() or self._agent_refusal(agent)
         if refusal is not None:
+            retry_after = retry_after_header(DEFAULT_RETRY_AFTER_MS) if refusal == FULL_CODE else "1"
             return self._refuse(
                 connection,
                 agent,
                 503,
                 refusal,
                 f"the ingress is not accepting new sessions ({refusal}); retry shortly",
-                {"Retry-After": "1"},
+                {"Retry-After": retry_after},
             )
         origin = request.headers.get("Origin")
-        if not origin_allowed(origin, request.headers.get("Host"), self.config.allowed_origins):
+        if not origin_allowed(
+            origin,
+            request.headers.get("Host"),
+            self.config.allowed_origins,
+            request.headers.get("X-Forwarded-Proto"),
+        ):
             return self._refuse(
                 connection, agent, 403, "origin_not_allowed", "this Origin may not open sessions"
             )
@@ -253,6 +308,7 @@ class HttpGate:
         headers: dict[str, str] | None = None,
     ) -> Response:
         log.info("refused a session for agent %s: HTTP %d %s", agent, status, code)
+        service_metrics("ingress").refused(code)
         response = connection.respond(status, f"{code}: {message}\n")
         for k, v in (headers or {}).items():
             response.headers[k] = v

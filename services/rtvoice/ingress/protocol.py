@@ -252,9 +252,10 @@ def dumps(event: dict[str, Any]) -> str:
 
 
 def error_event(err: RealtimeError | pb.ErrorFrame) -> dict[str, Any]:
-    """``{"type": "error", "kind", "code", "message", "retryable", "fatal"}`` of a typed error."""
+    """``{"type": "error", "kind", "code", "message", "retryable", "fatal"}`` of a typed error, plus
+    ``retry_after_ms`` when the error says when to retry (e.g. code ``full``)."""
     frame = err.to_frame() if isinstance(err, RealtimeError) else err
-    return {
+    event: dict[str, Any] = {
         "type": "error",
         "kind": ERROR_KIND_NAMES.get(frame.kind, "unspecified"),
         "code": frame.code,
@@ -262,6 +263,9 @@ def error_event(err: RealtimeError | pb.ErrorFrame) -> dict[str, Any]:
         "retryable": frame.retryable,
         "fatal": frame.fatal,
     }
+    if frame.retry_after_ms:
+        event["retry_after_ms"] = frame.retry_after_ms
+    return event
 
 
 def session_started_event(

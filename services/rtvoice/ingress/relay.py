@@ -2,8 +2,9 @@
 
 Keeps the per-session state the events need: which agent item the binary audio belongs to (an
 ``audio.started`` precedes each item's first audio), the current response id, and the first-audio latency
-at the ingress (end of the caller's turn — ``speech.stopped``, or a ``text`` / ``turn.end`` from the caller —
-to the first audio of the response). On ``clear_audio`` the audio still queued toward the caller is
+at the ingress (:func:`rtvoice.core.latency.first_audio_latency_from_monotonic`: end of the caller's turn —
+``speech.stopped``, or a ``text`` / ``turn.end`` from the caller — to the first audio of the response going
+out to the caller). On ``clear_audio`` the audio still queued toward the caller is
 dropped before ``audio.clear`` goes out.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 from rtvoice.core.audio import AudioConverter, AudioFormat
 from rtvoice.core.errors import RealtimeError
+from rtvoice.core.latency import first_audio_latency_from_monotonic
+from rtvoice.core.metrics import service_metrics
 from rtvoice.ingress import protocol as proto
 from rtvoice.ingress.limits import OutboundQueue
 from rtvoice.v1 import frames_pb2 as pb
@@ -84,7 +87,8 @@ class AgentRelay:
             self._current_item = item
             latency_ms = None
             if self._turn_end_at is not None and self._response_latency_ms is None:
-                latency_ms = (time.monotonic() - self._turn_end_at) * 1000.0
+                latency_ms = first_audio_latency_from_monotonic(self._turn_end_at, time.monotonic())
+                service_metrics("ingress").first_audio_ms.observe(latency_ms)
                 self._response_latency_ms = latency_ms
             self.send_event(
                 proto.audio_started_event(audio.item_id, audio.content_index, self._response_id, latency_ms)

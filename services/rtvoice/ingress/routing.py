@@ -1,22 +1,31 @@
-"""Routing a caller at ``/v1/agents/{namespace}/{name}`` to that agent's realtime-bridge (issue #6).
+"""Routing a caller at ``/v1/agents/{namespace}/{name}`` to one of that agent's realtime-bridges.
 
-Two modes: one bridge for every agent (``--bridge HOST:PORT``, local mode), or an address pattern
-(``--bridge-address-pattern 'rtvoice-bridge-{name}.{namespace}.svc.cluster.local:50051'``, cluster mode).
-gRPC channels are shared by the sessions of one address and closed when the last one leaves; connecting
-waits for the channel to become ready at most ``connect_timeout_s``, so an unknown or unreachable agent is
-a quick ``unavailable`` error, never a hang.
+Three ways to name an agent's bridges (exactly one): ``--bridge TARGET`` (every agent, local mode),
+``--bridge-address-pattern`` (a target with ``{namespace}`` and ``{name}``), or
+``--bridge-cluster-domain DOMAIN`` (the agent's headless Service,
+:func:`rtvoice.core.addresses.bridge_address`). A target is ``HOST:PORT``, a comma list of them, or
+``dns:///NAME:PORT`` (every address of NAME is one bridge; see :mod:`rtvoice.ingress.targets`).
+
+Each target has an :class:`~rtvoice.ingress.endpoints.EndpointPool` (one gRPC channel and health watch
+per endpoint); :meth:`BridgeRouter.place` puts a new session on the least-loaded ready endpoint and moves
+on to the next when a bridge refuses with ``draining`` / ``full`` (:mod:`rtvoice.ingress.placement`).
+Pools nobody used for ``idle_close_s`` are closed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
-import grpc.aio
-
+from rtvoice.core.addresses import bridge_address
 from rtvoice.core.errors import RealtimeUnavailableError
+from rtvoice.core.internal_auth import InternalCredentials, call_metadata
+from rtvoice.ingress.endpoints import Endpoint, EndpointPool
+from rtvoice.ingress.placement import Placed, place
+from rtvoice.ingress.targets import BridgeTarget, TargetError, parse_target
+from rtvoice.v1 import frames_pb2 as pb
 
 # RFC 1123 DNS labels, as Kubernetes names and namespaces.
 _LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
@@ -45,76 +54,119 @@ def parse_agent_path(path: str) -> AgentRef | None:
 
 
 class BridgeRouter:
-    """Finds and connects an agent's bridge.
+    """Finds an agent's bridges and places sessions on them (see the module docstring).
 
-    Exactly one of ``bridge`` (``HOST:PORT``) or ``pattern`` (with ``{namespace}`` and/or ``{name}``) is
-    given. :meth:`acquire` returns a ready ``grpc.aio.Channel`` or raises ``RealtimeUnavailableError``
-    (code ``agent_unreachable``, retryable) after ``connect_timeout_s``; :meth:`release` gives it back.
+    ``credentials`` (the internal token) go with every ``Converse`` call. Raises ``ValueError`` for a
+    bad combination, pattern or target.
     """
 
     def __init__(
-        self, *, bridge: str | None = None, pattern: str | None = None, connect_timeout_s: float = 3.0
+        self,
+        *,
+        bridge: str | None = None,
+        pattern: str | None = None,
+        cluster_domain: str | None = None,
+        connect_timeout_s: float = 3.0,
+        credentials: InternalCredentials | None = None,
+        refresh_s: float = 5.0,
+        idle_close_s: float = 60.0,
     ) -> None:
-        if (bridge is None) == (pattern is None):
-            raise ValueError("give exactly one of a bridge address or a bridge address pattern")
-        if pattern is not None:
-            try:
-                pattern.format(namespace="ns", name="name")
-            except (KeyError, IndexError, ValueError) as err:
-                raise ValueError(
-                    f"bad bridge address pattern {pattern!r}: only {{namespace}} and {{name}} may appear"
-                ) from err
+        if sum(x is not None for x in (bridge, pattern, cluster_domain)) != 1:
+            raise ValueError("give exactly one of a bridge target, an address pattern or a cluster domain")
+        try:
+            if pattern is not None:
+                try:
+                    pattern.format(namespace="ns", name="name")
+                except (KeyError, IndexError, ValueError) as err:
+                    raise ValueError(
+                        f"bad bridge address pattern {pattern!r}: only {{namespace}} and {{name}} may "
+                        f"appear ({err})"
+                    ) from err
+            elif bridge is not None:
+                parse_target(bridge)
+            else:
+                bridge_address("agent", "ns", cluster_domain or "")
+        except TargetError as err:
+            raise ValueError(str(err)) from err
         self.bridge = bridge
         self.pattern = pattern
+        self.cluster_domain = cluster_domain
         self.connect_timeout_s = connect_timeout_s
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._users: dict[str, int] = {}
+        self.credentials = credentials
+        self.refresh_s = refresh_s
+        self.idle_close_s = idle_close_s
+        self.pools: dict[str, EndpointPool] = {}
 
     def address_for(self, agent: AgentRef) -> str:
-        """The ``host:port`` of ``agent``'s bridge."""
+        """The bridge target of ``agent`` (``HOST:PORT``, a list, or ``dns:///NAME:PORT``)."""
         if self.pattern is not None:
             return self.pattern.format(namespace=agent.namespace, name=agent.name)
+        if self.cluster_domain is not None:
+            return bridge_address(agent.name, agent.namespace, self.cluster_domain)
         assert self.bridge is not None
         return self.bridge
 
-    async def acquire(self, agent: AgentRef) -> tuple[str, grpc.aio.Channel]:
-        """A ready channel to ``agent``'s bridge and its address; raises ``RealtimeUnavailableError``."""
-        address = self.address_for(agent)
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(
-                address, options=[("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 8 << 20)]
-            )
-            self._channels[address] = channel
-        self._users[address] = self._users.get(address, 0) + 1
+    def _pool(self, agent: AgentRef) -> EndpointPool:
+        target = self.address_for(agent)
+        pool = self.pools.get(target)
+        if pool is None:
+            parsed: BridgeTarget = parse_target(target)
+            pool = self.pools[target] = EndpointPool(parsed, self.refresh_s)
+        return pool
+
+    async def place(self, agent: AgentRef, start: pb.SessionStart, ready_timeout_s: float) -> Placed:
+        """Start ``start`` on one of ``agent``'s bridges; see :func:`rtvoice.ingress.placement.place`
+        for the result and the errors (all ``RealtimeError``)."""
+        await self._close_idle()
         try:
-            await asyncio.wait_for(channel.channel_ready(), self.connect_timeout_s)
-        except (TimeoutError, grpc.aio.UsageError):
-            await self.release(address)
+            pool = self._pool(agent)
+        except TargetError as err:
             raise RealtimeUnavailableError(
-                f"the bridge of agent {agent} cannot be reached (no answer within "
-                f"{self.connect_timeout_s:g} s); the agent may not exist or is not running",
+                f"agent {agent} has no usable bridge address: {err}",
                 code="agent_unreachable",
-                retryable=True,
+                retryable=False,
                 fatal=True,
             ) from None
-        return address, channel
+        metadata: Sequence[tuple[str, str]] | None = call_metadata(self.credentials)
+        try:
+            return await place(
+                pool,
+                start,
+                agent=str(agent),
+                metadata=metadata,
+                connect_timeout_s=self.connect_timeout_s,
+                ready_timeout_s=ready_timeout_s,
+            )
+        finally:
+            if pool.live == 0 and (pool.last_error or pool.unreachable()):
+                await self._drop(pool)
 
-    async def release(self, address: str) -> None:
-        """One session no longer uses ``address``; the channel closes when nobody does."""
-        users = self._users.get(address, 0) - 1
-        if users > 0:
-            self._users[address] = users
-            return
-        self._users.pop(address, None)
-        channel = self._channels.pop(address, None)
-        if channel is not None:
-            await channel.close(None)
+    def saturated(self, agent: AgentRef) -> bool:
+        """Whether every known bridge of ``agent`` is draining, full or down (a new session would be
+        refused); ``False`` when nothing is known yet."""
+        pool = self.pools.get(self.address_for(agent))
+        return pool is not None and pool.saturated()
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every endpoint of every pool (for status and tests)."""
+        return [ep for pool in self.pools.values() for ep in pool.endpoints.values()]
+
+    async def _drop(self, pool: EndpointPool) -> None:
+        if self.pools.get(pool.target.text) is pool:
+            del self.pools[pool.target.text]
+        await pool.close()
+
+    async def _close_idle(self) -> None:
+        now = time.monotonic()
+        for pool in list(self.pools.values()):
+            if pool.live == 0 and now - pool.last_used > self.idle_close_s:
+                await self._drop(pool)
+            else:
+                await pool.reap()
 
     async def close(self) -> None:
         """Close every channel."""
-        channels = list(self._channels.values())
-        self._channels.clear()
-        self._users.clear()
-        for ch in channels:
-            await ch.close(None)
+        pools = list(self.pools.values())
+        self.pools.clear()
+        for pool in pools:
+            await pool.close()

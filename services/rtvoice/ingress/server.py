@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 import websockets.asyncio.server as ws_server
 from websockets.asyncio.server import ServerConnection
 
+from rtvoice.core.capacity import DEFAULT_MAX_LOOP_LAG_MS, FULL_CODE, CapacityGate
+from rtvoice.core.internal_auth import InternalCredentials
+from rtvoice.core.metrics import serve_metrics, service_metrics
 from rtvoice.core.service import redact
+from rtvoice.core.shutdown import CUT_SESSIONS_END_S, DRAIN_TIMEOUT_S
 from rtvoice.ingress.gate import GateConfig, HttpGate
 from rtvoice.ingress.limits import Limits
 from rtvoice.ingress.routing import AgentRef, BridgeRouter
@@ -65,11 +69,15 @@ class IngressConfig:
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     max_sessions: int = 0
-    drain_timeout_s: float = 30.0
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
     connect_timeout_s: float = 3.0
     ready_timeout_s: float = 15.0
     default_agent: str = "default/assistant"
     socket_send_buffer_bytes: int = 65536
+    bridge_cluster_domain: str | None = None
+    internal_credentials: InternalCredentials | None = None
+    max_loop_lag_ms: float = DEFAULT_MAX_LOOP_LAG_MS
+    metrics_port: int | None = None
 
 
 class IngressServer:
@@ -80,8 +88,13 @@ class IngressServer:
         self.router = BridgeRouter(
             bridge=config.bridge,
             pattern=config.bridge_address_pattern,
+            cluster_domain=config.bridge_cluster_domain,
             connect_timeout_s=config.connect_timeout_s,
+            credentials=config.internal_credentials,
         )
+        self.capacity = CapacityGate(config.max_sessions, config.max_loop_lag_ms)
+        self.metrics = service_metrics("ingress")
+        self.metrics_port: int | None = None
         self.gate = HttpGate(
             GateConfig(
                 secret=config.auth_secret,
@@ -90,6 +103,7 @@ class IngressServer:
                 default_agent=config.default_agent,
             ),
             self._refusal,
+            self._agent_refusal,
         )
         self.sessions: set[CallerSession] = set()
         self.draining = False
@@ -112,9 +126,11 @@ class IngressServer:
     def _refusal(self) -> str | None:
         if self.draining:
             return "draining"
-        if self.config.max_sessions and len(self.sessions) >= self.config.max_sessions:
-            return "full"
-        return None
+        return FULL_CODE if self.capacity.full else None
+
+    def _agent_refusal(self, agent: AgentRef) -> str | None:
+        """``full`` when every known bridge of ``agent`` is draining, full or down."""
+        return FULL_CODE if self.router.saturated(agent) else None
 
     async def start(self) -> None:
         """Bind and serve; raises ``OSError`` when the address is in use or not available."""
@@ -140,11 +156,19 @@ class IngressServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])
+        self._start_load_reporting()
         log.info(
             "ingress listening on %s (bridge %s)",
             self.url,
             self.config.bridge or self.config.bridge_address_pattern,
         )
+
+    def _start_load_reporting(self) -> None:
+        """Loop-lag timer and ``/metrics`` (``metrics_port``; raises ``OSError`` when taken)."""
+        self.metrics.max_sessions.set(self.config.max_sessions)
+        self.capacity.on_lag = self.metrics.loop_lag_ms.set
+        self.capacity.lag.start()
+        self.metrics_port = serve_metrics(self.config.host, self.config.metrics_port)
 
     async def _handle(self, ws: ServerConnection) -> None:
         admission = self.gate.admit(ws)
@@ -165,6 +189,8 @@ class IngressServer:
         options = SessionOptions(self.config.limits, self.config.ready_timeout_s, metadata)
         session = CallerSession(ws, admission.agent, self.router, options)
         self.sessions.add(session)
+        self.capacity.admit()
+        self.metrics.session_started()
         self._idle.clear()
         try:
             await session.run()
@@ -172,6 +198,8 @@ class IngressServer:
             log.exception("session %s failed unexpectedly", session.session_id)
         finally:
             self.sessions.discard(session)
+            self.capacity.release()
+            self.metrics.session_ended(session.end_reason)
             if not self.sessions:
                 self._idle.set()
 
@@ -192,9 +220,10 @@ class IngressServer:
             session.finish_for_drain()
         if cut:
             try:
-                await asyncio.wait_for(self._idle.wait(), 10.0)
+                await asyncio.wait_for(self._idle.wait(), CUT_SESSIONS_END_S)
             except TimeoutError:
-                log.warning("%d session(s) did not end within 10 s after draining", len(self.sessions))
+                left = len(self.sessions)
+                log.warning("%d session(s) did not end within %g s after draining", left, CUT_SESSIONS_END_S)
         log.info("drained in %.1f s (%d session(s) cut)", time.monotonic() - started, len(cut))
         return len(cut)
 
@@ -204,6 +233,7 @@ class IngressServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.capacity.lag.stop()
         await self.router.close()
 
     async def __aenter__(self) -> IngressServer:

@@ -4,7 +4,7 @@ Tasks per session: the caller reader (this coroutine), the bridge reader, the ca
 bounded :class:`~rtvoice.ingress.limits.OutboundQueue`) and a ticker enforcing the idle and duration
 limits. Every way a session can end goes through :meth:`CallerSession.finish` with a reason (the
 ``session.ended`` reason and the ``EndFrame`` reason the bridge and recorder see); when agent audio had
-to be dropped for a slow caller the ``EndFrame`` reason gets ``;dropped_audio_frames=N`` appended.
+to be dropped for a slow caller the ``EndFrame`` carries the count in ``agent_audio_frames_dropped``.
 """
 
 from __future__ import annotations
@@ -22,20 +22,26 @@ import grpc.aio
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from rtvoice.core.capacity import FULL_CODE
+from rtvoice.core.end_reason import end_frame, from_wire_name, wire_name
 from rtvoice.core.errors import (
     RealtimeError,
     RealtimeLimitError,
     RealtimeProtocolError,
     RealtimeUnavailableError,
 )
+from rtvoice.core.metrics import service_metrics
+from rtvoice.core.spans import now_ns
 from rtvoice.ingress import protocol as proto
 from rtvoice.ingress.limits import Close, Limits, OutboundOverflow, OutboundQueue, SessionGuard
+from rtvoice.ingress.placement import INTERNAL_AUTH_CODE, Placed
 from rtvoice.ingress.relay import AgentRelay
 from rtvoice.ingress.routing import AgentRef, BridgeRouter
-from rtvoice.v1 import bridge_pb2_grpc
+from rtvoice.ingress.tracing import IngressTrace
 from rtvoice.v1 import frames_pb2 as pb
 
 log = logging.getLogger("rtvoice.ingress.session")
+METRICS = service_metrics("ingress")
 
 # WebSocket close codes (RFC 6455 + IANA registry).
 CLOSE_NORMAL = 1000
@@ -44,14 +50,15 @@ CLOSE_INTERNAL = 1011
 CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 
-# Session end reasons (session.ended.reason and EndFrame.reason).
-REASON_HANGUP = "caller_hangup"
-REASON_DISCONNECTED = "caller_disconnected"
-REASON_BRIDGE_LOST = "bridge_lost"
-REASON_UNREACHABLE = "agent_unreachable"
-REASON_SHUTDOWN = "ingress_shutdown"
-REASON_SLOW_CONSUMER = "slow_consumer"
-REASON_INTERNAL = "internal_error"
+# Session end reasons (wire names of EndReason: session.ended.reason; see rtvoice.core.end_reason).
+REASON_HANGUP = wire_name(pb.END_REASON_CALLER_HANGUP)
+REASON_DISCONNECTED = wire_name(pb.END_REASON_CALLER_DISCONNECTED)
+REASON_BRIDGE_LOST = wire_name(pb.END_REASON_BRIDGE_LOST)
+REASON_UNREACHABLE = wire_name(pb.END_REASON_AGENT_UNREACHABLE)
+REASON_SHUTDOWN = wire_name(pb.END_REASON_SERVER_SHUTDOWN)
+REASON_SLOW_CONSUMER = wire_name(pb.END_REASON_SLOW_CONSUMER)
+REASON_INTERNAL = wire_name(pb.END_REASON_INTERNAL_ERROR)
+REASON_BRIDGE_REFUSED = wire_name(pb.END_REASON_BRIDGE_REFUSED)
 
 BRIDGE_END_WAIT_S = 3.0
 WRITER_FLUSH_S = 2.0
@@ -84,6 +91,8 @@ class CallerSession:
         self.limits = options.limits
         self.session_id = uuid.uuid4().hex
         self.started_monotonic = time.monotonic()
+        #: The call's trace: its trace id is shared by every service's spans of this session.
+        self.trace = IngressTrace(self.session_id)
         self.end_reason = ""
         self.out = OutboundQueue(self.limits.max_outbound_audio_ms, self.limits.max_outbound_events)
         self.guard = SessionGuard(self.limits, self.started_monotonic)
@@ -91,7 +100,7 @@ class CallerSession:
         self._close_code = CLOSE_NORMAL
         self._notify_bridge = True
         self._start: proto.SessionStartRequest | None = None
-        self._address: str | None = None
+        self._placement: Placed | None = None
         self._call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame] | None = None
         self._write_lock = asyncio.Lock()
         self._in_seq = 0
@@ -124,8 +133,8 @@ class CallerSession:
                 await asyncio.wait_for(self.ws.close(self._close_code, self.end_reason), WRITER_FLUSH_S)
             await _reap(reader, ticker, writer)
             await self._settle_call()
-            if self._address is not None:
-                await self.router.release(self._address)
+            if self._placement is not None:
+                self._placement.release()
             log.info(
                 "session %s agent %s ended: %s (dropped_audio_frames=%d)",
                 self.session_id,
@@ -175,6 +184,7 @@ class CallerSession:
     async def _read_loop(self) -> None:
         try:
             async for message in self.ws:
+                METRICS.frames_in.inc()
                 allowed, rate_error = self.guard.admit(time.monotonic())
                 if rate_error is not None:
                     self._send_event(proto.error_event(rate_error))
@@ -234,16 +244,9 @@ class CallerSession:
     # ---------------------------------------------------------------------------------------- bridge leg
 
     async def _begin(self, start: proto.SessionStartRequest) -> None:
-        try:
-            self._address, channel = await self.router.acquire(self.agent)
-        except RealtimeUnavailableError as err:
-            self.finish(REASON_UNREACHABLE, err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
-            return
         self._start = start
         self._in_fmt_pb = start.input_format.to_proto()
         self._relay = AgentRelay(self.out, start.output_format, self._send_event)
-        stub = bridge_pb2_grpc.RealtimeBridgeStub(channel)
-        self._call = stub.Converse()
         self.out.bytes_per_ms = start.output_format.bytes_per_ms
         metadata = dict(self.options.metadata)
         metadata.update({f"client.{k}": v for k, v in start.metadata.items()})
@@ -256,51 +259,38 @@ class CallerSession:
             overrides_json=start.overrides_json,
             started_unix_ns=time.time_ns(),
             metadata=metadata,
+            traceparent=self.trace.traceparent,
         )
+        connect_t0 = now_ns()
         try:
-            await self._call.write(pb.ClientFrame(start=session_start))
-            ready = await asyncio.wait_for(self._await_ready(), self.options.ready_timeout_s)
-        except TimeoutError:
-            self._bridge_failed(
-                f"the bridge of agent {self.agent} did not get ready "
-                f"within {self.options.ready_timeout_s:g} s",
-                code="bridge_timeout",
-            )
+            placed = await self.router.place(self.agent, session_start, self.options.ready_timeout_s)
+        except RealtimeError as err:
+            self.finish(_placement_reason(err), err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
             return
-        except grpc.aio.AioRpcError as err:
-            self._bridge_failed(_rpc_message(err, self.agent), code=REASON_BRIDGE_LOST)
+        self._placement, self._call = placed, placed.call
+        self.session_id = placed.session_id
+        for frame in placed.early:
+            self._relay.relay(frame)
+        if placed.ready is None:
+            end = placed.end or pb.EndFrame()
+            self.finish(_bridge_end_reason(end, REASON_BRIDGE_REFUSED), notify_bridge=False)
             return
-        if ready is None:
-            return
+        ready = placed.ready
+        span = self.trace.connect_span(connect_t0, now_ns(), bridge=placed.endpoint.address, ok=True)
+        await self._to_bridge(pb.ClientFrame(span=span.to_proto()))
         log.info(
-            "session %s agent %s started (provider=%s, %s in / %s out)",
+            "session %s agent %s started on %s (provider=%s, %s in / %s out)",
             self.session_id,
             self.agent,
+            placed.endpoint.address,
             ready.provider,
             start.input_format.name,
             start.output_format.name,
         )
-        self._send_event(proto.session_started_event(self.session_id, ready, start, self.limits.public()))
+        started = proto.session_started_event(self.session_id, ready, start, self.limits.public())
+        started["trace_id"] = self.trace.trace_id  # what to quote when asking about this call
+        self._send_event(started)
         self._bridge_task = asyncio.create_task(self._bridge_loop(), name=f"ingress-bridge-{self.session_id}")
-
-    async def _await_ready(self) -> pb.SessionReady | None:
-        """Read until ``ready``; relays errors; ``None`` when the bridge ended the session instead."""
-        assert self._call is not None
-        while True:
-            frame = await _read(self._call)
-            if frame is None:
-                self._bridge_failed(
-                    f"the bridge of agent {self.agent} closed the session before it was ready"
-                )
-                return None
-            kind = frame.WhichOneof("frame")
-            if kind == "ready":
-                return frame.ready
-            if kind == "end":
-                self.finish(frame.end.reason or "bridge_refused", notify_bridge=False)
-                return None
-            assert self._relay is not None
-            self._relay.relay(frame)
 
     async def _bridge_loop(self) -> None:
         assert self._call is not None
@@ -314,7 +304,7 @@ class CallerSession:
                         )
                     return
                 if frame.WhichOneof("frame") == "end":
-                    self.finish(frame.end.reason or "bridge_ended", notify_bridge=False)
+                    self.finish(_bridge_end_reason(frame.end, REASON_INTERNAL), notify_bridge=False)
                     return
                 assert self._relay is not None
                 self._relay.relay(frame)
@@ -359,12 +349,23 @@ class CallerSession:
         if call is None:
             return
         if self._notify_bridge and not call.done():
-            reason = self.end_reason
-            if self.out.dropped_audio_frames:
-                reason += f";dropped_audio_frames={self.out.dropped_audio_frames}"
-            with contextlib.suppress(Exception):
+            end = end_frame(from_wire_name(self.end_reason))
+            end.agent_audio_frames_dropped = self.out.dropped_audio_frames
+            root = self.trace.session_span(
+                now_ns(),
+                agent=str(self.agent),
+                end_reason=self.end_reason,
+                dropped_audio_frames=self.out.dropped_audio_frames,
+            )
+            try:
                 async with self._write_lock:
-                    await asyncio.wait_for(call.write(pb.ClientFrame(end=pb.EndFrame(reason=reason))), 1.0)
+                    await asyncio.wait_for(
+                        call.write(pb.ClientFrame(span=root.to_proto())), BRIDGE_END_WAIT_S
+                    )
+                    await asyncio.wait_for(call.write(pb.ClientFrame(end=end)), BRIDGE_END_WAIT_S)
+            except Exception as exc:  # the bridge then ends the session as caller_disconnected
+                log.warning("session %s: could not send the end (%s) to the bridge: %r",
+                            self.session_id, self.end_reason, exc)  # fmt: skip
         if not call.done():
             with contextlib.suppress(Exception):
                 async with self._write_lock:
@@ -390,6 +391,8 @@ class CallerSession:
     # ------------------------------------------------------------------------------------------ caller out
 
     def _send_event(self, event: dict[str, Any]) -> None:
+        if event["type"] == "error":
+            METRICS.error(event["kind"])
         try:
             self.out.put_event(proto.dumps(event))
         except OutboundOverflow as err:
@@ -408,6 +411,7 @@ class CallerSession:
                 if isinstance(item, Close):
                     return
                 await self.ws.send(item)
+                METRICS.frames_out.inc()
         except ConnectionClosed:
             return
 
@@ -434,3 +438,15 @@ async def _reap(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _placement_reason(err: RealtimeError) -> str:
+    """The end reason of a session no bridge took: refused (full), unreachable, or lost."""
+    if err.code in (FULL_CODE, INTERNAL_AUTH_CODE):
+        return REASON_BRIDGE_REFUSED
+    return REASON_UNREACHABLE if err.code == REASON_UNREACHABLE else REASON_BRIDGE_LOST
+
+
+def _bridge_end_reason(end: pb.EndFrame, default: str) -> str:
+    """The wire name of the bridge's end reason, ``default`` when the bridge gave none."""
+    return wire_name(end.reason) if end.reason != pb.END_REASON_UNSPECIFIED else default

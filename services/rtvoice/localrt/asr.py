@@ -1,22 +1,22 @@
 """Speech recognition with pocketsphinx 5 (en-us model bundled in the wheel: no download).
 
-Decoders are expensive to create (~0.3–0.6 s CPU, field notes), so the process keeps a small pool
-(:class:`Recognizer`, :func:`get_recognizer`); each decoder lives in its own single worker thread, so
-pocketsphinx never runs on the event loop and a decoder is never used by two threads.
+Decoders are expensive to create (~0.3–0.6 s CPU), so the process keeps a small pool
+(:class:`Recognizer`, :func:`get_recognizer`, built on :class:`rtvoice.localrt.decoder_pool.DecoderPool`);
+each decoder lives in its own single worker thread, so pocketsphinx never runs on the event loop and a
+decoder is never used by two threads. Used for phrase-list agents (the default recognizer is Whisper,
+``rtvoice.localrt.whisper_asr``).
 
-An utterance is decoded incrementally: :class:`AsrStream` feeds audio to a decoder while the caller speaks
-and :meth:`AsrStream.finish` only ends the utterance, which keeps end-of-turn latency small. When every
-decoder is busy, the stream buffers audio and decodes it once a decoder frees up.
+An utterance is decoded whole (``full_utt``: the cepstral mean comes from the utterance itself, not
+from whatever the decoder heard before; live decoding lost grammar matches and words after digital
+silence), at the end of the turn or already at a pause (:class:`rtvoice.localrt.utterance.UtteranceStream`).
 
-Input: PCM16 LE mono **16 kHz** samples (8 kHz gives nothing, field notes). With a phrase list the
-decoder uses a JSGF grammar of those phrases (exact on clear speech, RTF ~0.02); without one, the
-bundled general language model (RTF ~0.2–0.4, poor on synthetic voices).
+Input: PCM16 LE mono **16 kHz** samples. With a phrase list the decoder uses a JSGF grammar of those
+phrases (exact on clear speech, RTF ~0.02); without one, the bundled general language model (RTF
+~0.2–0.4, poor on synthetic and telephone speech).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import difflib
 import functools
 import hashlib
@@ -24,18 +24,22 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pocketsphinx
 from pocketsphinx import Decoder
 
+from rtvoice.localrt.confidence import Transcript, snapped_confidence, word_posterior_confidence
+from rtvoice.localrt.decoder_pool import DEFAULT_WAIT_S, DecoderPool
+from rtvoice.localrt.utterance import UtteranceStream
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000
 DEFAULT_SEARCH = "_default"
+DITHER_SEED = 1  # fixed: the same audio gives the same transcript
 Samples = npt.NDArray[np.int16]
 
 
@@ -68,83 +72,64 @@ def normalize_phrase(text: str) -> str:
     return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).replace(" '", " ").split())
 
 
-class _Slot:
-    """One decoder and the single thread that owns it."""
+class _Decoder:
+    """One pocketsphinx decoder with the grammars added to it so far (used only on its slot's thread)."""
 
-    def __init__(self, index: int) -> None:
-        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"asr-{index}")
-        self._decoder: Decoder | None = None
-        self._searches: set[str] = {DEFAULT_SEARCH}
+    def __init__(self) -> None:
+        self.dec = Decoder(loglevel="FATAL")
+        self.searches: set[str] = {DEFAULT_SEARCH}
 
-    def _dec(self) -> Decoder:
-        if self._decoder is None:
-            self._decoder = Decoder(loglevel="FATAL")
-        return self._decoder
 
-    # the methods below run only on this slot's thread
-    def start(self, search: str, jsgf: str | None) -> None:
-        dec = self._dec()
-        if jsgf is not None and search not in self._searches:
-            dec.add_jsgf_string(search, jsgf)
-            self._searches.add(search)
-        if dec.current_search() != search:
-            dec.activate_search(search)
-        dec.start_utt()
+def dither(samples: Samples) -> Samples:
+    """``samples`` plus ±1 LSB of noise (fixed seed: same audio, same result) as PCM16 LE.
 
-    def feed(self, samples: Samples) -> None:
-        self._dec().process_raw(samples.astype("<i2", copy=False).tobytes(), False, False)
+    Digital silence (exact zeros, e.g. a silent lead-in kept as prefix padding) has no spectrum, which
+    throws the cepstral features off: a grammar search could then end with no hypothesis at all.
+    """
+    noise = np.random.default_rng(DITHER_SEED).integers(-1, 2, samples.size)
+    return np.clip(samples.astype(np.int32) + noise, -32768, 32767).astype("<i2")
 
-    def end(self) -> str:
-        dec = self._dec()
-        dec.end_utt()
-        hyp = dec.hyp()
-        return " ".join(hyp.hypstr.split()) if hyp is not None else ""
+
+def _decode(d: _Decoder, samples: Samples, search: str, jsgf: str | None, phrases: tuple[str, ...]) -> str:
+    """Whole-utterance decode on the decoder's thread; with a grammar, snapped to its closest phrase.
+    Returns a :class:`Transcript` carrying the confidence (see :mod:`rtvoice.localrt.confidence`)."""
+    if jsgf is not None and search not in d.searches:
+        d.dec.add_jsgf_string(search, jsgf)
+        d.searches.add(search)
+    if d.dec.current_search() != search:
+        d.dec.activate_search(search)
+    d.dec.start_utt()
+    if samples.size:
+        d.dec.process_raw(dither(samples).tobytes(), False, True)
+    d.dec.end_utt()
+    hyp = d.dec.hyp()
+    heard = " ".join(hyp.hypstr.split()) if hyp is not None else ""
+    snapped = snap_to_phrase(heard, phrases)
+    segments = d.dec.seg()
+    posterior = word_posterior_confidence(None if segments is None else [(s.word, s.prob) for s in segments])
+    return Transcript(snapped, snapped_confidence(posterior, heard, snapped) if phrases else posterior)
 
 
 class Recognizer:
-    """Process-wide pool of up to ``max_decoders`` pocketsphinx decoders (created lazily, then reused)."""
+    """Process-wide pool of up to ``max_decoders`` pocketsphinx decoders (created lazily, then reused).
 
-    def __init__(self, max_decoders: int = 2) -> None:
-        if max_decoders < 1:
-            raise ValueError("max_decoders must be >= 1")
+    ``wait_s``: how long a finished utterance waits for a decoder before RecognizerBusyError.
+    """
+
+    name = "pocketsphinx"
+
+    def __init__(self, max_decoders: int = 2, wait_s: float = DEFAULT_WAIT_S) -> None:
+        self.pool: DecoderPool[_Decoder] = DecoderPool(_Decoder, max_decoders, "asr")
         self.max_decoders = max_decoders
-        self._cond = threading.Condition()
-        self._free: list[_Slot] = []
-        self._created = 0
+        self.wait_s = wait_s
+        self._lock = threading.Lock()
         self._grammars: dict[tuple[str, ...], tuple[str, str | None]] = {}
         self._phrases: dict[str, tuple[str, ...]] = {}
 
-    def try_acquire(self) -> _Slot | None:
-        """A free decoder slot, creating one if under the limit; None when all are busy."""
-        with self._cond:
-            if self._free:
-                return self._free.pop()
-            if self._created < self.max_decoders:
-                self._created += 1
-                return _Slot(self._created)
-            return None
-
-    def acquire(self) -> _Slot:
-        """Blocking :meth:`try_acquire` (call from a worker thread)."""
-        with self._cond:
-            while True:
-                slot = self.try_acquire()
-                if slot is not None:
-                    return slot
-                self._cond.wait()
-
-    def release(self, slot: _Slot) -> None:
-        with self._cond:
-            self._free.append(slot)
-            self._cond.notify()
-
-    def prewarm(self) -> None:
-        """Create one decoder now (blocking, ~0.5 s) so the first utterance does not pay for it."""
-        slot = self.acquire()
-        try:
-            slot.executor.submit(slot._dec).result()
-        finally:
-            self.release(slot)
+    def prewarm(self, phrases: Sequence[str] | None = None) -> None:
+        """Create one decoder now (blocking, ~0.5 s) and build the grammar of ``phrases``."""
+        self.pool.prewarm()
+        self.search_for(phrases)
 
     def search_for(self, phrases: Sequence[str] | None) -> tuple[str, str | None]:
         """(search name, JSGF text or None) for a phrase list; the default LM when the list is empty.
@@ -154,7 +139,7 @@ class Recognizer:
         key = tuple(sorted({normalize_phrase(p) for p in phrases or () if normalize_phrase(p)}))
         if not key:
             return DEFAULT_SEARCH, None
-        with self._cond:
+        with self._lock:
             cached = self._grammars.get(key)
         if cached is not None:
             return cached
@@ -168,98 +153,35 @@ class Recognizer:
             name = "g_" + hashlib.sha1("\n".join(known).encode()).hexdigest()[:16]
             body = " | ".join(f"( {p} )" for p in known)
             result = (name, f"#JSGF V1.0;\ngrammar phrases;\npublic <phrase> = {body} ;\n")
-            with self._cond:
+            with self._lock:
                 self._phrases[name] = tuple(known)
-        with self._cond:
+        with self._lock:
             self._grammars[key] = result
         return result
 
     def recognize(self, samples: Samples, phrases: Sequence[str] | None = None) -> str:
-        """Blocking whole-utterance recognition of 16 kHz PCM16 ``samples``; "" if nothing was recognized."""
+        """Blocking whole-utterance recognition of 16 kHz PCM16 ``samples``; "" if nothing was recognized.
+
+        Raises RecognizerBusyError when no decoder frees up within ``wait_s``.
+        """
+        slot = self.pool.acquire_blocking(self.wait_s)
+        job = slot.submit(self._job(phrases), samples)
+        self.pool.release_when_done(slot, job)
+        return str(job.result())
+
+    def _job(self, phrases: Sequence[str] | None) -> Callable[[_Decoder, Samples], str]:
         search, jsgf = self.search_for(phrases)
-        slot = self.acquire()
-        try:
-            slot.executor.submit(slot.start, search, jsgf).result()
-            slot.executor.submit(slot.feed, samples).result()
-            return snap_to_phrase(slot.executor.submit(slot.end).result(), self.phrases_of(search))
-        finally:
-            self.release(slot)
+        return functools.partial(_decode, search=search, jsgf=jsgf, phrases=self.phrases_of(search))
 
     def phrases_of(self, search: str) -> tuple[str, ...]:
         """The (normalised, in-dictionary) phrases of a grammar search; () for the default LM."""
-        with self._cond:
+        with self._lock:
             return self._phrases.get(search, ())
 
-    def stream(self, phrases: Sequence[str] | None = None) -> AsrStream:
-        """A new incremental utterance (see :class:`AsrStream`). May block briefly on first grammar use."""
-        return AsrStream(self, *self.search_for(phrases))
-
-
-class AsrStream:
-    """One utterance decoded while it is spoken. Use from one asyncio task; not thread-safe itself.
-
-    ``feed`` never blocks (audio goes to the decoder thread, or is buffered while all decoders are busy);
-    ``await finish()`` returns the transcript (lower-case words, "" for none); ``abort()`` drops it.
-    """
-
-    def __init__(self, recognizer: Recognizer, search: str, jsgf: str | None) -> None:
-        self._rec = recognizer
-        self._search = search
-        self._jsgf = jsgf
-        self._slot: _Slot | None = None
-        self._buffer: list[Samples] = []
-        self._last: concurrent.futures.Future[Any] | None = None
-        self._closed = False
-        self.samples_fed = 0
-        self._take_slot(recognizer.try_acquire())
-
-    def _take_slot(self, slot: _Slot | None) -> None:
-        if slot is None:
-            return
-        self._slot = slot
-        slot.executor.submit(slot.start, self._search, self._jsgf)
-        for chunk in self._buffer:
-            self._last = slot.executor.submit(slot.feed, chunk)
-        self._buffer = []
-
-    def feed(self, samples: Samples) -> None:
-        """Queue 16 kHz PCM16 samples for decoding."""
-        if self._closed or samples.size == 0:
-            return
-        self.samples_fed += int(samples.size)
-        if self._slot is None:
-            self._buffer.append(samples)
-            self._take_slot(self._rec.try_acquire())
-        else:
-            self._last = self._slot.executor.submit(self._slot.feed, samples)
-
-    async def finish(self) -> str:
-        """End the utterance and return its transcript. Raises RuntimeError if already finished/aborted."""
-        if self._closed:
-            raise RuntimeError("ASR stream already finished")
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        if self._slot is None:
-            self._take_slot(await loop.run_in_executor(None, self._rec.acquire))
-        slot = self._slot
-        assert slot is not None
-        try:
-            hyp = await asyncio.wrap_future(slot.executor.submit(slot.end))
-            return snap_to_phrase(hyp, self._rec.phrases_of(self._search))
-        finally:
-            self._slot = None
-            self._rec.release(slot)
-
-    def abort(self) -> None:
-        """Drop the utterance (barge-in of the user by a clear, session end); frees the decoder."""
-        if self._closed:
-            return
-        self._closed = True
-        slot, self._slot = self._slot, None
-        self._buffer = []
-        if slot is not None:
-            fut = slot.executor.submit(slot.end)
-            fut.add_done_callback(lambda _f: self._rec.release(slot))
+    def stream(self, phrases: Sequence[str] | None = None) -> UtteranceStream[_Decoder]:
+        """A new utterance (see :class:`rtvoice.localrt.utterance.UtteranceStream`), decoded whole at its
+        end or at a pause. May block briefly on first use of a grammar."""
+        return UtteranceStream(self.pool, self._job(phrases), self.wait_s)
 
 
 _instance: Recognizer | None = None

@@ -1,7 +1,7 @@
 """The input audio buffer of a session: decoding, the input clock, 16 kHz conversion and VAD.
 
 Appended audio (GA ``input_audio_buffer.append``: PCM16 24 kHz or G.711 8 kHz) is decoded and resampled to
-16 kHz PCM16 (what pocketsphinx and webrtcvad want) with ``rtvoice.core.audio.AudioConverter``. The input
+16 kHz PCM16 (what the recognizers and VADs want) with ``rtvoice.core.audio.AudioConverter``. The input
 clock (:attr:`InputAudio.clock_ms`) counts every millisecond appended since the session started, so VAD
 times are OpenAI's ``audio_start_ms`` / ``audio_end_ms``. The uncommitted buffer is kept at 16 kHz for
 ``input_audio_buffer.commit`` (capped at :data:`MAX_BUFFER_MS`).
@@ -18,7 +18,8 @@ import numpy.typing as npt
 
 from rtvoice.core.audio import PCM16, PCM16_16K, AudioConverter, AudioFormat, decode
 from rtvoice.localrt.config import SEMANTIC_SILENCE_MS, JsonObj, RequestError
-from rtvoice.localrt.vad import VadEvent, VoiceActivityDetector
+from rtvoice.localrt.recognition import VadChoice, make_detector
+from rtvoice.localrt.vad import SpeechSegmenter, VadEvent
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 MAX_BUFFER_MS = 120_000
@@ -41,33 +42,41 @@ def decode_append(audio_b64: object, fmt: AudioFormat) -> bytes:
     return data
 
 
-def vad_for(turn_detection: JsonObj | None, clock_ms: int) -> VoiceActivityDetector | None:
-    """The VAD for a session's ``turn_detection`` (None = manual); semantic_vad maps to a silence length."""
+def vad_for(
+    turn_detection: JsonObj | None, clock_ms: int, kind: VadChoice = "silero"
+) -> SpeechSegmenter | None:
+    """The VAD (``kind`` silero|webrtc) for a session's ``turn_detection`` (None = manual);
+    semantic_vad maps to a silence length."""
     if turn_detection is None:
         return None
     if turn_detection["type"] == "semantic_vad":
         silence = SEMANTIC_SILENCE_MS[turn_detection.get("eagerness") or "auto"]
-        return VoiceActivityDetector(0.5, 300, silence, clock_start_ms=clock_ms)
-    return VoiceActivityDetector(
+        return make_detector(kind, 0.5, 300, silence, clock_ms)
+    return make_detector(
+        kind,
         float(turn_detection["threshold"]),
         int(turn_detection["prefix_padding_ms"]),
         int(turn_detection["silence_duration_ms"]),
-        clock_start_ms=clock_ms,
+        clock_ms,
     )
 
 
 class InputAudio:
-    """Input side of one session. ``fmt``: the GA input format; ``turn_detection``: the session's."""
+    """Input side of one session. ``fmt``: the GA input format; ``turn_detection``: the session's;
+    ``vad_kind``: the engine's turn detector (silero or webrtc)."""
 
-    def __init__(self, fmt: AudioFormat, turn_detection: JsonObj | None) -> None:
+    def __init__(
+        self, fmt: AudioFormat, turn_detection: JsonObj | None, vad_kind: VadChoice = "silero"
+    ) -> None:
         self.fmt = fmt
+        self.vad_kind: VadChoice = vad_kind
         self._converter = AudioConverter(fmt, PCM16_16K)
         self._bytes_total = 0  # bytes appended in the current format
         self._ms_before_format = 0.0
         self.buffer_start_ms = 0.0
         self._buffer: collections.deque[Samples] = collections.deque()
         self._buffer_samples = 0
-        self.vad = vad_for(turn_detection, 0)
+        self.vad = vad_for(turn_detection, 0, vad_kind)
 
     @property
     def clock_ms(self) -> float:
@@ -90,7 +99,7 @@ class InputAudio:
 
     def set_turn_detection(self, turn_detection: JsonObj | None) -> None:
         """Replace the VAD (an utterance in progress is dropped by the caller)."""
-        self.vad = vad_for(turn_detection, round(self.clock_ms))
+        self.vad = vad_for(turn_detection, round(self.clock_ms), self.vad_kind)
 
     def append(self, data: bytes) -> list[VadEvent]:
         """Add decoded bytes of :attr:`fmt`; returns the VAD events they complete (none in manual mode)."""

@@ -5,23 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
+from rtvoice.core.metrics import serve_metrics
 from rtvoice.core.service import (
-    add_server_arguments,
     announce_ready,
     install_stop_signals,
     run,
     setup_logging,
 )
-from rtvoice.localrt.options import EngineOptions, read_phrases_file
+from rtvoice.localrt.options import EngineOptions
+from rtvoice.localrt.responder import ResponderError
 from rtvoice.localrt.server import LocalRealtimeServer
+from rtvoice.localrt.settings import EngineSettings
+from rtvoice.localrt.voices import UnsupportedVoiceError, list_voices
 
 log = logging.getLogger("rtvoice.localrt")
 
-API_KEY_ENV = "RTVOICE_LOCALRT_API_KEY"
-CHAT_API_KEY_ENV = "RTVOICE_CHAT_API_KEY"
+#: The configuration model of each command (``tests/operator/test_chart_config_schema.py`` reads it).
+SETTINGS = {"local-realtime": EngineSettings}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,76 +33,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="offline speech-to-speech engine speaking the OpenAI Realtime GA protocol",
         description=(
             "Serve ws://HOST:PORT/v1/realtime?model=... with the OpenAI Realtime GA protocol, built from "
-            "offline parts: webrtcvad (turn detection), pocketsphinx (recognition; exact with --phrase / "
-            "--phrases-file), an echo or chat-completions responder, espeak-ng (speech). "
+            "parts chosen per stage: recognition (--stt), answers (--llm: echo, the bundled offline model, "
+            "or a chat-completions URL) and speech (--tts: espeak-ng / Piper by voice, or a speech URL). "
             'Prints RTVOICE_READY {"service": "local-realtime", "port": ..., "url": ...}.'
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_server_arguments(p)
-    p.add_argument(
-        "--phrase",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="an expected utterance (repeatable); recognition then uses a grammar of the phrases",
-    )
-    p.add_argument("--phrases-file", metavar="FILE", help="expected utterances, one per line (# comments)")
-    p.add_argument(
-        "--chat-url",
-        metavar="URL",
-        help="OpenAI-compatible chat-completions endpoint that writes replies (base …/v1 or full "
-        "…/chat/completions); default: echo what was understood",
-    )
-    p.add_argument("--chat-model", default="gpt-4o-mini", help="model name sent to --chat-url")
-    p.add_argument("--chat-timeout-s", type=float, default=20.0, help="timeout of one chat request, s")
-    p.add_argument(
-        "--voice", default="marin", help="default voice (OpenAI name or espeak-ng voice, e.g. en-gb)"
-    )
-    p.add_argument(
-        "--api-key",
-        metavar="KEY",
-        default=os.environ.get(API_KEY_ENV),
-        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; unset = no auth)",
-    )
-    p.add_argument("--max-session-s", type=float, default=3600.0, help="maximum session length, s")
+    EngineSettings.add_arguments(p)
+    p.add_argument("--list-voices", action="store_true", help="print the local speech stage's voices, exit")
     p.set_defaults(func=_main)
 
 
 def _options(args: argparse.Namespace) -> EngineOptions:
-    phrases = list(args.phrase)
-    if args.phrases_file:
-        phrases += read_phrases_file(args.phrases_file)
-    return EngineOptions(
-        phrases=tuple(phrases),
-        chat_url=args.chat_url,
-        chat_model=args.chat_model,
-        chat_api_key=os.environ.get(CHAT_API_KEY_ENV),
-        chat_timeout_s=args.chat_timeout_s,
-        voice=args.voice,
-        api_key=args.api_key or None,
-        max_session_s=args.max_session_s,
-    )
+    """The engine options of parsed flags and the ``RTVOICE_LOCALRT_*`` / stage key variables.
+
+    Raises ``ConfigError`` (a ``ValueError``) naming a bad flag or variable, ``OptionsError`` for a stage
+    without its URL, ``OSError`` when ``--phrases-file`` cannot be read."""
+    return EngineSettings.from_args(args).engine_options()
 
 
 def _main(args: argparse.Namespace) -> int:
-    setup_logging("local-realtime", args.log_level)
+    if args.list_voices:
+        print("\n".join(list_voices()))
+        print("(espeak-ng voices also take a variant: en-us+f2, en-gb-x-rp+m3)")
+        return 0
     try:
-        options = _options(args)
+        cfg = EngineSettings.from_args(args)
+        options = cfg.engine_options()
     except OSError as exc:
         print(f"rtvoice local-realtime: cannot read --phrases-file: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # ConfigError: a bad flag or variable; OptionsError: a stage without its URL
+        print(f"rtvoice local-realtime: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("local-realtime", cfg.log_level)
 
     async def serve() -> int:
-        server = LocalRealtimeServer(options, args.host, args.port)
+        server = LocalRealtimeServer(options, cfg.host, cfg.port)
         try:
             await server.start()
+            metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
         except OSError as exc:
-            print(f"rtvoice local-realtime: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            print(f"rtvoice local-realtime: cannot listen on {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
             return 1
+        except (UnsupportedVoiceError, ResponderError) as exc:
+            print(f"rtvoice local-realtime: {exc}", file=sys.stderr)
+            return 2
         stop = asyncio.Event()
         install_stop_signals(stop)
-        announce_ready("local-realtime", port=server.port, url=server.url)
+        announce_ready("local-realtime", port=server.port, url=server.url, metrics_port=metrics_port)
         await stop.wait()
         log.info("stopping")
         await server.stop()

@@ -1,6 +1,6 @@
 """The GA realtime session object of the engine: defaults, ``session.update`` partial merge and validation.
 
-Rules (``/work/shared/protocols.md`` §A.2–A.3): ``session.type`` must be ``"realtime"``; unknown fields
+Rules (docs/providers.md, "The local engine"): ``session.type`` must be ``"realtime"``; unknown fields
 (``temperature`` included) reject the *whole* update with ``unknown_parameter``; ``audio/pcm`` is 24000 Hz
 only; ``output_modalities`` is ``["audio"]`` or ``["text"]``; the voice cannot change once the assistant
 has produced audio (``cannot_update_voice``). Errors are :class:`RequestError` (→ an ``error`` event).

@@ -2,7 +2,7 @@
 
 Each returns a JSON-ready ``dict`` with ``type`` and a fresh server ``event_id``; send it as one text frame.
 Shapes follow ``openai.types.realtime.*`` (validated against ``RealtimeServerEvent`` in the tests) and
-``/work/shared/protocols.md`` §A.4. Item and response objects come from :mod:`rtvoice.localrt.items`.
+docs/providers.md ("OpenAI Realtime"). Item and response objects come from :mod:`rtvoice.localrt.items`.
 Reused by test fakes of the OpenAI server, so names mirror the event types
 (``response.output_audio.delta`` → :func:`response_output_audio_delta`).
 """

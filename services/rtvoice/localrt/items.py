@@ -42,6 +42,19 @@ def assistant_item(item_id: str, status: str, content: list[JsonObj]) -> JsonObj
     }
 
 
+def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> JsonObj:
+    """A function call the model made (``arguments``: JSON text; ``status`` in_progress | completed)."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
 def estimate_text_tokens(text: str) -> int:
     """Rough token count of ``text`` (~4 characters per token, as OpenAI's rule of thumb)."""
     return math.ceil(len(text) / 4)
@@ -119,6 +132,8 @@ class Conversation:
     id: str
     items: list[JsonObj] = field(default_factory=list)
     audio_ms: dict[str, float] = field(default_factory=dict)
+    confidence: dict[str, float | None] = field(default_factory=dict)
+    """Recognizer confidence (0..1, None = unknown) of each user audio item's transcript."""
 
     def get(self, item_id: str) -> JsonObj | None:
         return next((it for it in self.items if it.get("id") == item_id), None)
@@ -164,6 +179,7 @@ class Conversation:
             )
         self.items.remove(item)
         self.audio_ms.pop(item_id, None)
+        self.confidence.pop(item_id, None)
 
     def snapshot(self, item_id: str) -> JsonObj:
         """A deep copy of an item (for events), raising ``item_retrieve_invalid_item_id`` when missing."""

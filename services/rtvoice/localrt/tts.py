@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtvoice.core.audio import resample_once
+from rtvoice.localrt.voices import DEFAULT_VOICE, UnsupportedVoiceError, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +32,6 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE = 1  # words per minute
-
-DEFAULT_VOICE = "en-us"
-
-# OpenAI GA voice names → espeak-ng voice (+ variant). Unknown names that are espeak voices pass through.
-OPENAI_VOICES: dict[str, str] = {
-    "alloy": "en-us",
-    "ash": "en-us+m3",
-    "ballad": "en-gb+m1",
-    "coral": "en-us+f2",
-    "echo": "en-us+m2",
-    "sage": "en-us+f4",
-    "shimmer": "en-us+f3",
-    "verse": "en-gb+m3",
-    "marin": "en-us+f1",
-    "cedar": "en-us+m1",
-}
 
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -85,10 +70,13 @@ class TtsError(RuntimeError):
 
 
 def espeak_voice(name: str | None) -> str:
-    """Map a session voice (OpenAI name like ``marin``, espeak name like ``en-gb+f2``, or None) to espeak."""
-    if not name:
-        return DEFAULT_VOICE
-    return OPENAI_VOICES.get(name.lower(), name)
+    """The espeak-ng voice (+variant) of a session voice (OpenAI name like ``marin``, espeak name like
+    ``en-gb-x-rp+f2``, or None = default). Raises :class:`UnsupportedVoiceError` for unknown names and
+    for voices another synthesizer speaks (``piper:…``)."""
+    resolved = resolve_voice(name)
+    if resolved.engine != "espeak":
+        raise UnsupportedVoiceError(f"voice {name!r} is not an espeak-ng voice")
+    return resolved.voice_id
 
 
 class Synthesizer:
@@ -133,7 +121,7 @@ class Synthesizer:
         lib.espeak_SetSynthCallback(self._callback)
         self.rate_wpm = rate_wpm
         self._voice = ""
-        self._set_voice(DEFAULT_VOICE)
+        self._set_voice(espeak_voice(DEFAULT_VOICE))
 
     def _on_chunk(
         self, wav: ctypes._Pointer[ctypes.c_short], numsamples: int, events: ctypes._Pointer[_EspeakEvent]
@@ -164,9 +152,7 @@ class Synthesizer:
         if voice == self._voice:
             return
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            log.warning("espeak-ng has no voice %r; using %s", voice, DEFAULT_VOICE)
-            voice = DEFAULT_VOICE
-            self._lib.espeak_SetVoiceByName(voice.encode())
+            raise TtsError(f"espeak-ng has no voice {voice!r}")
         self._voice = voice
 
     def stream(self, text: str, sink: ChunkSink, voice: str | None = None, speed: float = 1.0) -> None:
@@ -174,7 +160,8 @@ class Synthesizer:
 
         Blocking (run it in :data:`TTS_EXECUTOR`); calls are serialised. ``voice`` goes through
         :func:`espeak_voice`; ``speed`` scales the speaking rate (1.0 = 175 words/min).
-        Raises :class:`TtsError` if espeak reports an error.
+        Raises :class:`TtsError` if espeak reports an error, :class:`UnsupportedVoiceError` for a voice
+        that is not an espeak-ng voice.
         """
         data = text.encode("utf-8") + b"\0"
         with self._lock:

@@ -1,7 +1,9 @@
 """Read archives back (for ``rtvoice sessions``): from the local archive folder or an S3-compatible store.
 
-Both sources give the same shapes: ``manifests()`` → every ``manifest.json`` as a dict, and
-``load(id)`` → (manifest, transcript) of one session, accepting a unique prefix of the id.
+Both sources give the same shapes: ``manifests()`` → every ``manifest.json`` as a dict (one per archive
+part), and ``load(id)`` → the parts of one session as [(manifest, transcript), ...] ordered by part,
+accepting a unique prefix of the id. A session recorded by two recorders has folders ``<id>`` and
+``<id>.part2`` (spool.part_name); both belong to session ``<id>``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from typing import Any, Protocol
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
+from rtvoice.core.errors import RealtimeProtocolError
 from rtvoice.recorder.archive import MANIFEST, TRANSCRIPT
 from rtvoice.recorder.s3 import S3Options
+from rtvoice.recorder.spool import SessionSpool
+
+Part = tuple[dict[str, Any], dict[str, Any]]
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +47,34 @@ class ArchiveSource(Protocol):
         """Every archived session's manifest. Raises :class:`ArchiveReadError`."""
         ...
 
-    def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(manifest, transcript) of the session with this id or unique id prefix; None when unknown.
-
-        Raises :class:`ArchiveReadError` or :class:`AmbiguousSessionId`.
+    def load(self, session_id: str) -> list[Part] | None:
+        """The parts [(manifest, transcript), ...] of the session with this id or unique id prefix,
+        ordered by part; None when unknown. Raises :class:`ArchiveReadError` or :class:`AmbiguousSessionId`.
         """
         ...
 
 
-def _pick(session_id: str, names: list[str]) -> str | None:
-    if session_id in names:
-        return session_id
-    matches = [n for n in names if n.startswith(session_id)]
-    if len(matches) > 1:
-        raise AmbiguousSessionId(session_id, matches)
-    return matches[0] if matches else None
+def _session_of(name: str) -> str:
+    """The session id of an archive folder name (``<id>`` or ``<id>.part<n>``)."""
+    try:
+        return SessionSpool.from_name(Path("."), name).session_id
+    except RealtimeProtocolError:
+        return name
+
+
+def _pick(session_id: str, names: list[str]) -> list[str]:
+    """The archive names of the session ``session_id`` names (exactly, or as a unique prefix)."""
+    by_session: dict[str, list[str]] = {}
+    for n in names:
+        by_session.setdefault(_session_of(n), []).append(n)
+    if session_id not in by_session:
+        matches = [sid for sid in by_session if sid.startswith(session_id)]
+        if len(matches) > 1:
+            raise AmbiguousSessionId(session_id, matches)
+        if not matches:
+            return []
+        session_id = matches[0]
+    return sorted(by_session[session_id], key=lambda n: SessionSpool.from_name(Path("."), n).part)
 
 
 class LocalArchive:
@@ -82,17 +101,18 @@ class LocalArchive:
                 log.warning("skipping %s: %s", self.root / sid / MANIFEST, exc)
         return out
 
-    def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(manifest, transcript) of one session folder; see :class:`ArchiveSource`."""
-        sid = _pick(session_id, self._ids())
-        if sid is None:
-            return None
-        try:
-            manifest = json.loads((self.root / sid / MANIFEST).read_text(encoding="utf-8"))
-            transcript = json.loads((self.root / sid / TRANSCRIPT).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ArchiveReadError(f"cannot read session {sid} in {self.root}: {exc}") from exc
-        return manifest, transcript
+    def load(self, session_id: str) -> list[Part] | None:
+        """The parts of one session (folders ``<id>``, ``<id>.part<n>``); see :class:`ArchiveSource`."""
+        names = _pick(session_id, self._ids())
+        parts = []
+        for name in names:
+            try:
+                manifest = json.loads((self.root / name / MANIFEST).read_text(encoding="utf-8"))
+                transcript = json.loads((self.root / name / TRANSCRIPT).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ArchiveReadError(f"cannot read session {name} in {self.root}: {exc}") from exc
+            parts.append((manifest, transcript))
+        return parts or None
 
 
 class S3Archive:
@@ -129,12 +149,12 @@ class S3Archive:
         """Every ``manifest.json`` object under the prefix."""
         return [self._get_json(key) for key in self._manifest_keys().values()]
 
-    def load(self, session_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(manifest, transcript) of one session's objects; see :class:`ArchiveSource`."""
+    def load(self, session_id: str) -> list[Part] | None:
+        """The parts of one session's objects; see :class:`ArchiveSource`."""
         keys = self._manifest_keys()
-        sid = _pick(session_id, sorted(keys))
-        if sid is None:
-            return None
-        key = keys[sid]
-        folder = key[: -len(MANIFEST)]
-        return self._get_json(key), self._get_json(folder + TRANSCRIPT)
+        parts = []
+        for name in _pick(session_id, sorted(keys)):
+            key = keys[name]
+            folder = key[: -len(MANIFEST)]
+            parts.append((self._get_json(key), self._get_json(folder + TRANSCRIPT)))
+        return parts or None

@@ -1,4 +1,5 @@
-"""S3-compatible object store settings shared by ``rtvoice recorder`` and ``rtvoice sessions``.
+"""S3-compatible object store settings shared by ``rtvoice recorder`` and ``rtvoice sessions``: the
+``--s3-*`` flags and ``RTVOICE_S3_*`` variables (:class:`S3Settings`) and the resulting :class:`S3Options`.
 
 Credentials come from ``--s3-credentials-dir`` (a mounted Kubernetes Secret with files ``accessKey`` and
 ``secretKey``), else the environment: ``RTVOICE_S3_ACCESS_KEY`` / ``RTVOICE_S3_SECRET_KEY``, else
@@ -10,21 +11,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar, Self
 from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
+from pydantic import Field, SecretStr, model_validator
+
+from rtvoice.core.config import ConfigError, Opt, ServiceSettings
 
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB
 _AGENT_SAFE = re.compile(r"[^A-Za-z0-9._\-]+")
 
 
-class S3ConfigError(ValueError):
+class S3ConfigError(ConfigError):
     """The S3 options are incomplete or contradictory (message says which flag to fix)."""
 
 
@@ -70,80 +74,109 @@ class S3Options:
         return f"s3://{self.bucket}/{key}"
 
 
-def add_s3_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--s3-*`` flags (an endpoint and a bucket switch the object store on)."""
-    g = parser.add_argument_group("S3-compatible object store (off unless --s3-endpoint and --s3-bucket)")
-    g.add_argument("--s3-endpoint", help="host:port or http(s)://host:port of the S3 API (AWS, MinIO, ...)")
-    g.add_argument("--s3-bucket", help="bucket that holds the archives")
-    g.add_argument("--s3-prefix", default="", help="key prefix before <agent>/<yyyy>/<mm>/<dd>/<session id>/")
-    g.add_argument("--s3-region", default=None, help="region (e.g. us-east-1); default: ask the server")
-    g.add_argument(
-        "--s3-tls",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="use HTTPS (default on, or as given by an http:// / https:// endpoint)",
-    )
-    g.add_argument(
-        "--s3-credentials-dir",
-        type=Path,
-        default=None,
-        help="directory with files accessKey and secretKey (a mounted Secret); default: env "
-        "RTVOICE_S3_ACCESS_KEY/RTVOICE_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-    )
-    g.add_argument(
-        "--s3-part-size-mib", type=int, default=5, help="multipart upload part size in MiB (>= 5, default 5)"
-    )
-    g.add_argument("--s3-create-bucket", action="store_true", help="create the bucket when it does not exist")
+_S3_GROUP = "S3-compatible object store (off unless --s3-endpoint and --s3-bucket)"
 
 
-def load_credentials(credentials_dir: Path | None) -> tuple[str | None, str | None]:
-    """(access key, secret key) from the Secret directory or the environment; (None, None) when absent.
+class S3Settings(ServiceSettings):
+    """The ``--s3-*`` flags; the same ``RTVOICE_S3_*`` variables in every command that has them.
 
-    Raises ``S3ConfigError`` when the directory lacks one of its files.
+    Credentials come from ``--s3-credentials-dir`` (a mounted Secret with files ``accessKey`` and
+    ``secretKey``), else ``RTVOICE_S3_ACCESS_KEY`` / ``RTVOICE_S3_SECRET_KEY``, else
+    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``.
     """
-    if credentials_dir is not None:
+
+    shared_env: ClassVar[bool] = True
+    config_error: ClassVar[type[ConfigError]] = S3ConfigError
+
+    s3_endpoint: Annotated[str | None, Opt(group=_S3_GROUP, metavar="URL")] = Field(
+        None, description="host:port or http(s)://host:port of the S3 API (AWS, MinIO, ...)"
+    )
+    s3_bucket: Annotated[str | None, Opt(group=_S3_GROUP, metavar="BUCKET")] = Field(
+        None, description="bucket that holds the archives"
+    )
+    s3_prefix: Annotated[str, Opt(group=_S3_GROUP, metavar="PREFIX")] = Field(
+        "", description="key prefix before <agent>/<yyyy>/<mm>/<dd>/<session id>/"
+    )
+    s3_region: Annotated[str | None, Opt(group=_S3_GROUP, metavar="REGION")] = Field(
+        None, description="region (e.g. us-east-1); default: ask the server"
+    )
+    s3_tls: Annotated[bool | None, Opt(group=_S3_GROUP)] = Field(
+        None, description="use HTTPS (default on, or as given by an http:// / https:// endpoint)"
+    )
+    s3_credentials_dir: Annotated[Path | None, Opt(group=_S3_GROUP, metavar="DIR")] = Field(
+        None,
+        description="directory with files accessKey and secretKey (a mounted Secret); default: the variables",
+    )
+    s3_part_size_mib: Annotated[int, Opt(group=_S3_GROUP)] = Field(
+        5, description="multipart upload part size in MiB (at least 5)"
+    )
+    s3_create_bucket: Annotated[bool, Opt(group=_S3_GROUP, switch=True)] = Field(
+        False, description="create the bucket when it does not exist"
+    )
+    s3_access_key: Annotated[SecretStr | None, Opt(cli=False, env=("AWS_ACCESS_KEY_ID",))] = None
+    s3_secret_key: Annotated[SecretStr | None, Opt(cli=False, env=("AWS_SECRET_ACCESS_KEY",))] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if bool(self.s3_endpoint) != bool(self.s3_bucket):
+            raise ValueError("the object store needs both --s3-endpoint and --s3-bucket")
+        if self.s3_endpoint and "://" in self.s3_endpoint:
+            url = urlparse(self.s3_endpoint)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    f"--s3-endpoint {self.s3_endpoint!r}: expected host:port or http(s)://host:port"
+                )
+        if self.s3_part_size_mib < 5:
+            raise ValueError("--s3-part-size-mib must be at least 5 (the S3 minimum part size)")
+        return self
+
+    def s3_options(self) -> S3Options | None:
+        """The object store options; ``None`` when it is off. Raises ``S3ConfigError`` when
+        ``--s3-credentials-dir`` lacks one of its files."""
+        if not self.s3_endpoint or not self.s3_bucket:
+            return None
+        endpoint, secure = self.s3_endpoint, True if self.s3_tls is None else self.s3_tls
+        if "://" in endpoint:
+            url = urlparse(endpoint)
+            endpoint = url.netloc
+            if self.s3_tls is None:
+                secure = url.scheme == "https"
+        access, secret = self._credentials()
+        return S3Options(
+            endpoint=endpoint,
+            bucket=self.s3_bucket,
+            prefix=self.s3_prefix.strip("/"),
+            region=self.s3_region,
+            secure=secure,
+            access_key=access,
+            secret_key=secret,
+            part_size=self.s3_part_size_mib * MIB,
+            create_bucket=self.s3_create_bucket,
+        )
+
+    def _credentials(self) -> tuple[str | None, str | None]:
+        if self.s3_credentials_dir is None:
+            return (
+                self.s3_access_key.get_secret_value() if self.s3_access_key else None,
+                self.s3_secret_key.get_secret_value() if self.s3_secret_key else None,
+            )
         try:
-            access: str | None = (credentials_dir / "accessKey").read_text(encoding="utf-8").strip()
-            secret: str | None = (credentials_dir / "secretKey").read_text(encoding="utf-8").strip()
+            access = (self.s3_credentials_dir / "accessKey").read_text(encoding="utf-8").strip()
+            secret = (self.s3_credentials_dir / "secretKey").read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise S3ConfigError(
-                f"--s3-credentials-dir {credentials_dir}: need readable files accessKey and secretKey ({exc})"
+                f"--s3-credentials-dir {self.s3_credentials_dir}: need readable files accessKey and "
+                f"secretKey ({exc})"
             ) from exc
         return access, secret
-    access = os.environ.get("RTVOICE_S3_ACCESS_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("RTVOICE_S3_SECRET_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    return access, secret
+
+
+def add_s3_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--s3-*`` flags (an endpoint and a bucket switch the object store on)."""
+    S3Settings.add_arguments(parser)
 
 
 def s3_options_from_args(args: argparse.Namespace) -> S3Options | None:
-    """The S3 options of parsed ``--s3-*`` flags; None when the object store is off.
-
-    Raises ``S3ConfigError`` for a half-configured store or a part size below 5 MiB.
-    """
-    if not args.s3_endpoint and not args.s3_bucket:
-        return None
-    if not args.s3_endpoint or not args.s3_bucket:
-        raise S3ConfigError("the object store needs both --s3-endpoint and --s3-bucket")
-    endpoint = args.s3_endpoint
-    secure = True if args.s3_tls is None else bool(args.s3_tls)
-    if "://" in endpoint:
-        url = urlparse(endpoint)
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise S3ConfigError(f"--s3-endpoint {endpoint!r}: expected host:port or http(s)://host:port")
-        endpoint = url.netloc
-        if args.s3_tls is None:
-            secure = url.scheme == "https"
-    if args.s3_part_size_mib < 5:
-        raise S3ConfigError("--s3-part-size-mib must be at least 5 (the S3 minimum part size)")
-    access, secret = load_credentials(args.s3_credentials_dir)
-    return S3Options(
-        endpoint=endpoint,
-        bucket=args.s3_bucket,
-        prefix=args.s3_prefix.strip("/"),
-        region=args.s3_region,
-        secure=secure,
-        access_key=access,
-        secret_key=secret,
-        part_size=args.s3_part_size_mib * MIB,
-        create_bucket=args.s3_create_bucket,
-    )
+    """The S3 options of parsed ``--s3-*`` flags and the ``RTVOICE_S3_*`` variables; ``None`` when the object
+    store is off. Raises ``S3ConfigError`` for a half-configured store or a part size below 5 MiB."""
+    return S3Settings.from_args(args).s3_options()

@@ -1,64 +1,96 @@
 """``Recorder.Record``: the gRPC side of the recorder (proto/rtvoice/v1/recorder.proto).
 
-One bidi stream per session (re-opened streams continue it). Frames are applied to the session's spool as
-they arrive; every ``ack_every_frames`` frames or ``ack_interval_s`` the session is checkpointed and
-``RecordAck{durable_seq}`` is sent. After ``end`` the archive is finalized (in a worker thread) and
-``RecordAck{finalized, archive_uri}`` is sent; the upload to the store runs in the background with
-backoff until the store confirms, then the spool copy is deleted.
+One bidi stream per session part (re-opened streams continue it). Frames are applied to the session's
+spool as they arrive and fdatasync'ed once per batch in a worker thread before
+``RecordAck{durable_seq}`` is sent (ingest.py; a failed write is answered with ``RecordAck.error``).
+After ``end`` the archive is finalized (in a worker thread, retried while the disk is full) and
+``RecordAck{finalized, archive_uri}`` is sent; the upload to the store runs in the background with backoff
+until the store confirms, then the spool copy is deleted. Every ack carries this recorder's
+``recorder_id``.
 
 A stream that ends without ``end`` (or is cancelled) is a *broken* stream: the session waits
 ``resume_grace_s`` for a ``resumed`` start and is then finalized with ``end_reason: stream_broken``,
-``complete: false``. At start-up, finalized archives left in the spool are uploaded and unfinished
-sessions wait the same grace period for their bridge to come back.
+``complete: false``. At start-up, finalized archives left in the spool are uploaded, unfinished sessions
+wait the same grace period for their bridge to come back, and entries that cannot be read are moved to
+the quarantine (quarantine.py) and counted in ``RecorderService.quarantined``.
+
+A link that resumes a session it believes is held by recorder ``X`` sends gRPC metadata
+``rtvoice-recorder-id: X``; another recorder that does not hold the session refuses the stream with
+``FAILED_PRECONDITION``, so the link can look for ``X`` elsewhere instead of starting a stray copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import logging
-import shutil
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from rtvoice.core.errors import RealtimeProtocolError
+from rtvoice.core.internal_auth import InternalCredentials, server_interceptors
+from rtvoice.core.metrics import bind_recorder_metrics, service_metrics, unauthenticated_counter
+from rtvoice.core.retry import Backoff
 from rtvoice.recorder.archive import finalize
-from rtvoice.recorder.session import SessionRecorder, SpanSink
-from rtvoice.recorder.spool import SessionSpool, scan_spool
-from rtvoice.recorder.stores import ArchiveRecord, ArchiveStore, StoreError
+from rtvoice.recorder.ingest import StreamIngest, spool_error
+from rtvoice.recorder.quarantine import quarantine
+from rtvoice.recorder.session import SessionRecorder, SpanSink, check_spool
+from rtvoice.recorder.spool import SessionSpool, SpoolDamaged, scan_spool
+from rtvoice.recorder.stores import ArchiveRecord, ArchiveStore
+from rtvoice.recorder.targets import EXPECTED_RECORDER_METADATA
+from rtvoice.recorder.uploads import UploadQueue
 from rtvoice.v1 import recorder_pb2 as rpb
 from rtvoice.v1 import recorder_pb2_grpc
 
 log = logging.getLogger(__name__)
 _MAX_MESSAGE = 16 * 1024 * 1024
+#: Finalize retries while the disk is full (the spool keeps everything meanwhile).
+FINALIZE_BACKOFF = Backoff(initial_s=0.2, max_s=10.0)
+#: Store uploads: retried until the store confirms.
+UPLOAD_BACKOFF = Backoff(initial_s=0.5, max_s=60.0)
 
 
 @dataclass
 class RecorderConfig:
-    """Settings of a recorder: spool, store, span sink, timings (seconds)."""
+    """Settings of a recorder: spool, store, span sink, identity, timings (seconds).
+
+    ``recorder_id`` is sent in every ack (stable per instance, e.g. the pod name). ``durable=False``
+    skips fdatasync (benchmarks only: ``durable_seq`` then means "written to the OS").
+    ``sync_interval_s`` is the least time between two syncs+acks of one session (0: one per batch);
+    ``sync_threads`` sizes the spool thread pool (spool writes and fdatasync run there).
+    ``upload_backoff`` is the retry policy of store uploads.
+    """
 
     spool_dir: Path
     store: ArchiveStore
     sink: SpanSink | None = None
+    recorder_id: str = ""
     resume_grace_s: float = 30.0
-    ack_every_frames: int = 50
-    ack_interval_s: float = 0.1
-    retry_initial_s: float = 0.5
-    retry_max_s: float = 60.0
+    sync_interval_s: float = 0.0
+    durable: bool = True
+    sync_threads: int = 8
+    upload_backoff: Backoff = UPLOAD_BACKOFF
     first_frame_timeout_s: float = 30.0
     # How long the finalized ack may wait for the first upload attempt (the upload goes on regardless).
     upload_wait_s: float = 2.0
+    # The internal token bridges must present (rtvoice.core.internal_auth); None = no authentication.
+    internal_credentials: InternalCredentials | None = None
+
+    def __post_init__(self) -> None:
+        self.recorder_id = self.recorder_id or socket.gethostname()
 
 
 @dataclass(eq=False)
 class _Live:
-    """A session this process knows about and has not finalized yet."""
+    """A session part this process knows about and has not finalized yet."""
 
     spool: SessionSpool
     rec: SessionRecorder | None = None
@@ -68,47 +100,73 @@ class _Live:
     finalizing: asyncio.Task[str] | None = None
 
 
-@dataclass
-class _Pump:
-    unacked: int = 0
-    ended: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-async def _unbatch(batches: AsyncIterator[rpb.RecordBatch]) -> AsyncIterator[rpb.RecordFrame]:
-    """The frames of a ``RecordBatch`` stream, in order."""
-    async for batch in batches:
-        for frame in batch.frames:
-            yield frame
-
-
 class RecorderService(recorder_pb2_grpc.RecorderServicer):
-    """The ``Recorder`` servicer; call :meth:`startup` once before serving and :meth:`shutdown` after."""
+    """The ``Recorder`` servicer; call :meth:`startup` once before serving and :meth:`shutdown` after.
+
+    ``quarantined`` counts spool entries moved to the quarantine by this process; ``write_failures``
+    counts spool writes that failed (both for a metrics endpoint).
+    """
 
     def __init__(self, config: RecorderConfig) -> None:
         self.config = config
         self.store = config.store
+        self.recorder_id = config.recorder_id
+        self.quarantined = 0
+        self.write_failures = 0
         self._live: dict[str, _Live] = {}
         self._finished: OrderedDict[str, str] = OrderedDict()
-        self._uploads: dict[str, asyncio.Task[None]] = {}
-        self._first_attempt: dict[str, asyncio.Event] = {}
+        self.uploads = UploadQueue(config.store, config.upload_backoff, self._spawn)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._pool = concurrent.futures.ThreadPoolExecutor(config.sync_threads, "recorder-spool")
+
+    def ack(self, **fields: Any) -> rpb.RecordAck:
+        """A ``RecordAck`` with this recorder's id."""
+        return rpb.RecordAck(recorder_id=self.recorder_id, **fields)
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking spool work (fdatasync, re-open) on the spool thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     # ------------------------------------------------------------------------------ lifecycle
 
     async def startup(self) -> None:
-        """Upload archives left in the spool and give unfinished sessions their grace period."""
+        """Upload archives left in the spool, give unfinished sessions their grace, quarantine damage."""
         self.config.spool_dir.mkdir(parents=True, exist_ok=True)
-        finalized, unfinished = await asyncio.to_thread(scan_spool, self.config.spool_dir)
+        found = await asyncio.to_thread(scan_spool, self.config.spool_dir)
+        # A stream may have attached while the scan ran (the server is already serving): leave it be.
+        finalized, unfinished, other = ([sp for sp in group if sp.name not in self._live] for group in found)
+        for spool in other:
+            await self._quarantine(spool, "neither a checkpoint nor finalized.json")
         for spool in finalized:
-            self._submit_upload(spool)
+            try:
+                await asyncio.to_thread(spool.load_finalized)
+            except SpoolDamaged as exc:
+                await self._quarantine(spool, str(exc))
+                continue
+            self.uploads.submit(spool)
+        waiting = 0
         for spool in unfinished:
+            try:
+                await asyncio.to_thread(check_spool, spool)
+            except SpoolDamaged as exc:
+                await self._quarantine(spool, str(exc))
+                continue
             live = _Live(spool)
-            self._live[spool.session_id] = live
+            self._live[spool.name] = live
             self._arm_grace(live)
-        if finalized or unfinished:
-            log.info("spool: %d archives to upload, %d unfinished sessions", len(finalized), len(unfinished))
+            waiting += 1
+        if finalized or unfinished or other:
+            log.info("spool: %d archives to upload, %d unfinished sessions, %d quarantined",
+                     len(self.uploads.tasks), waiting, self.quarantined)  # fmt: skip
+
+    async def _quarantine(self, spool: SessionSpool, reason: str) -> None:
+        try:
+            await asyncio.to_thread(quarantine, spool.dir, reason)
+        except OSError as exc:
+            log.error("spool entry %s is damaged (%s) and cannot be moved aside: %s", spool.name, reason, exc)
+            return
+        self.quarantined += 1
 
     async def shutdown(self) -> None:
         """Stop timers and background work; unfinished sessions stay in the spool for the next start."""
@@ -120,32 +178,22 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.to_thread(self._pool.shutdown, True)  # steps still running finish first
         for live in self._live.values():
             if live.rec is not None and live.finalizing is None:
-                live.rec.checkpoint()
-                live.rec.release()
+                live.rec.release()  # the last synced checkpoint is what a restart continues from
         self._live.clear()
-
-    async def drain_uploads(self, timeout_s: float) -> bool:
-        """Wait until no upload is pending (tests, graceful exit); False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._uploads:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            await asyncio.wait(list(self._uploads.values()), timeout=left)
-        return True
 
     @property
     def pending_uploads(self) -> list[str]:
-        """Session ids whose archives wait for the store."""
-        return sorted(self._uploads)
+        """Archive names (session id, ``<id>.part<n>``) whose archives wait for the store."""
+        return self.uploads.pending
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_logged)
         return task
 
     # ------------------------------------------------------------------------------ the stream
@@ -154,94 +202,96 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
         self, request_iterator: AsyncIterator[rpb.RecordBatch], context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         """Serve one Record stream (see the module docstring for the protocol)."""
-        it = aiter(_unbatch(request_iterator))
+        batches = aiter(request_iterator)
         try:
-            first = await asyncio.wait_for(anext(it), self.config.first_frame_timeout_s)
+            batch = await asyncio.wait_for(anext(batches), self.config.first_frame_timeout_s)
         except (StopAsyncIteration, TimeoutError):
             return
-        if first.WhichOneof("payload") != "start":
+        if not batch.frames or batch.frames[0].WhichOneof("payload") != "start":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first RecordFrame must carry `start`")
+        first = batch.frames[0]
         try:
-            spool = SessionSpool(self.config.spool_dir, first.start.session.session_id)
+            spool = SessionSpool(self.config.spool_dir, first.start.session.session_id, first.start.part)
         except RealtimeProtocolError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         attached = await self._attach(spool, first, context)
         if isinstance(attached, str):
-            await context.write(rpb.RecordAck(durable_seq=first.seq, finalized=True, archive_uri=attached))
+            await context.write(self.ack(durable_seq=first.seq, finalized=True, archive_uri=attached))
             return
         live = attached
         rec = live.rec
         assert rec is not None
-        await context.write(rpb.RecordAck(durable_seq=rec.durable_seq))
-        pump = _Pump()
-        reader = asyncio.get_running_loop().create_task(self._read(it, rec, pump))
+        await context.write(self.ack(durable_seq=rec.durable_seq))
+
+        def replaced(new: SessionRecorder) -> None:  # after a failed write: re-opened from its checkpoint
+            live.rec = new
+            self.write_failures += 1
+
+        ingest = StreamIngest(
+            rec,
+            context,
+            run_blocking=self.blocking,
+            reopen=functools.partial(self._reopen, spool),
+            ack=self.ack,
+            on_replace=replaced,
+            sync_interval_s=self.config.sync_interval_s,
+        )
         try:
-            while not reader.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(pump.wake.wait(), self.config.ack_interval_s)
-                pump.wake.clear()
-                if rec.processed_seq > rec.durable_seq:
-                    pump.unacked = 0
-                    await context.write(rpb.RecordAck(durable_seq=rec.checkpoint()))
-            if not reader.cancelled() and reader.exception() is not None:
-                log.info("session %s: stream broken: %s", rec.session_id, reader.exception())
-            rec.checkpoint()
-            if not pump.ended:
-                self._broken(live)
+            ended = await ingest.run(batch.frames[1:], batches)
+            if not ended:
+                self._arm_grace(live, broken=True)
                 return
-            await context.write(rpb.RecordAck(durable_seq=rec.durable_seq))
-            live.finalizing = self._spawn(self._finalize(live))
+            live.finalizing = self._spawn(self._finalize(live, context))
             uri = await asyncio.shield(live.finalizing)
-            tried = self._first_attempt.get(rec.session_id)
-            if tried is not None and self.config.upload_wait_s > 0:  # usually stored at once: ack after it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(tried.wait(), self.config.upload_wait_s)
-            await context.write(rpb.RecordAck(durable_seq=rec.durable_seq, finalized=True, archive_uri=uri))
+            # Usually stored at once: ack after the first attempt.
+            await self.uploads.wait_first_attempt(spool.name, self.config.upload_wait_s)
+            final = live.rec
+            assert final is not None
+            await context.write(self.ack(durable_seq=final.durable_seq, finalized=True, archive_uri=uri))
         except BaseException:  # cancelled (caller gone, takeover, shutdown) or the ack write failed
-            reader.cancel()
             if live.finalizing is None:
-                rec.checkpoint()
-                self._broken(live)
+                self._arm_grace(live, broken=True)
             raise
         finally:
             if live.owner is asyncio.current_task():
                 live.owner = None
 
-    async def _read(self, it: AsyncIterator[rpb.RecordFrame], rec: SessionRecorder, pump: _Pump) -> None:
-        try:
-            async for frame in it:
-                if frame.WhichOneof("payload") == "start":
-                    continue  # a stream carries one start; a stray one changes nothing
-                if rec.apply(frame):
-                    pump.unacked += 1
-                if rec.ended:
-                    pump.ended = True
-                    return
-                if pump.unacked >= self.config.ack_every_frames:
-                    pump.wake.set()
-        finally:
-            pump.wake.set()
+    def _reopen(self, spool: SessionSpool) -> SessionRecorder:
+        return SessionRecorder.resume(spool, self.config.sink, durable=self.config.durable)
 
     async def _attach(
         self, spool: SessionSpool, first: rpb.RecordFrame, context: grpc.aio.ServicerContext[Any, Any]
     ) -> _Live | str:
         """The live session for this stream's start, or the archive URI when it is already finalized."""
-        sid = spool.session_id
+        name = spool.name
         resumed = first.start.resumed
-        live = self._live.get(sid)
+        live = self._live.get(name)
         if live is None:
-            if sid in self._finished:
-                return self._finished[sid]
+            if name in self._finished:
+                return self._finished[name]
             if spool.is_finalized():
-                return self.store.uri_for(ArchiveRecord.from_dict(spool.load_finalized()))
-            if spool.exists() and not resumed:
-                await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"session {sid} is already recorded")
+                try:
+                    record = await asyncio.to_thread(spool.load_finalized)
+                except SpoolDamaged as exc:
+                    await self._quarantine(spool, str(exc))
+                    await context.abort(grpc.StatusCode.DATA_LOSS, f"session {name}: spool damaged ({exc})")
+                return self.store.uri_for(ArchiveRecord.from_dict(record))
+            exists = spool.exists()
+            if exists and not resumed:
+                await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"session {name} is already recorded")
+            expected = _metadata(context, EXPECTED_RECORDER_METADATA)
+            if resumed and not exists and expected and expected != self.recorder_id:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"session {name} is held by recorder {expected!r}, not {self.recorder_id!r}",
+                )
             live = _Live(spool)
-            self._live[sid] = live
+            self._live[name] = live
+            service_metrics("recorder").sessions_started.inc()
         elif live.finalizing is not None:
             return await asyncio.shield(live.finalizing)
         elif not resumed:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"session {sid} is already being recorded")
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"session {name} is already being recorded")
         if live.grace is not None:
             live.grace.cancel()
             live.grace = None
@@ -252,25 +302,43 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
         live.taken_over = False
         live.owner = asyncio.current_task()
         if live.rec is None:
-            if spool.exists():
-                live.rec = SessionRecorder.resume(spool, self.config.sink)
-            else:
-                live.rec = SessionRecorder.create(spool, first, self.config.sink)
-                if resumed:
-                    log.warning("session %s: resumed stream for a session this spool never saw", sid)
+            await self._open_rec(live, first, context)
+        assert live.rec is not None
         if resumed:
             live.rec.note_resumed(first.start)
-            log.info("session %s resumed at durable seq %d", sid, live.rec.durable_seq)
+            log.info("session %s resumed at durable seq %d", name, live.rec.durable_seq)
         return live
+
+    async def _open_rec(
+        self, live: _Live, first: rpb.RecordFrame, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """Re-open the spooled session or create it; damage is quarantined, a full disk answered."""
+        spool = live.spool
+        try:
+            if spool.exists():
+                live.rec = await self.blocking(self._reopen, spool)
+            else:
+                create = functools.partial(SessionRecorder.create, durable=self.config.durable)
+                live.rec = await self.blocking(create, spool, first, self.config.sink)
+                if first.start.resumed:
+                    log.warning("session %s: resumed stream for a session this spool never saw", spool.name)
+        except SpoolDamaged as exc:
+            self._live.pop(spool.name, None)
+            await self._quarantine(spool, str(exc))
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"session {spool.name}: spool damaged ({exc})")
+        except OSError as exc:
+            self._live.pop(spool.name, None)
+            self.write_failures += 1
+            log.error("session %s: cannot open its spool: %s", spool.name, exc)
+            await context.write(self.ack(durable_seq=0, error=spool_error(exc)))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"recorder spool: {exc.strerror or exc}")
 
     # ------------------------------------------------------------------------------ ending
 
-    def _broken(self, live: _Live) -> None:
-        if live.taken_over or self._stopping or live.finalizing is not None:
+    def _arm_grace(self, live: _Live, *, broken: bool = False) -> None:
+        """Finalize ``live`` unless a stream resumes it within the grace (``broken``: its stream broke)."""
+        if broken and (live.taken_over or self._stopping or live.finalizing is not None):
             return
-        self._arm_grace(live)
-
-    def _arm_grace(self, live: _Live) -> None:
         if live.grace is not None:
             live.grace.cancel()
         loop = asyncio.get_running_loop()
@@ -282,54 +350,58 @@ class RecorderService(recorder_pb2_grpc.RecorderServicer):
             return
         if live.owner is not None and not live.owner.done():
             return
-        if live.rec is None:
-            live.rec = SessionRecorder.resume(live.spool, self.config.sink)
-        live.finalizing = self._spawn(self._finalize(live))
+        live.finalizing = self._spawn(self._finalize(live, None))
 
-    async def _finalize(self, live: _Live) -> str:
-        rec = live.rec
-        assert rec is not None
-        broken = not rec.ended
-        try:
-            record = await asyncio.to_thread(finalize, rec, broken=broken)
-        except Exception:
-            log.exception("session %s: finalize failed; the spool stays for the next start", rec.session_id)
-            raise
+    async def _finalize(self, live: _Live, context: grpc.aio.ServicerContext[Any, Any] | None) -> str:
+        """Write the archive, retrying while the disk is full (told once to the stream, if any)."""
+        backoff = FINALIZE_BACKOFF.start()
+        told = False
+        while True:
+            try:
+                if live.rec is None:
+                    live.rec = await self.blocking(self._reopen, live.spool)
+                rec = live.rec
+                record = await asyncio.to_thread(
+                    functools.partial(finalize, rec, broken=not rec.ended, recorder_id=self.recorder_id)
+                )
+                service_metrics("recorder").sessions_ended.labels(str(record.get("end_reason"))).inc()
+                break
+            except SpoolDamaged as exc:
+                self._live.pop(live.spool.name, None)
+                await self._quarantine(live.spool, str(exc))
+                raise
+            except OSError as exc:
+                if not told:
+                    log.error("session %s: finalize failed (%s); retrying, the spool keeps everything",
+                              live.spool.name, exc)  # fmt: skip
+                    if context is not None:
+                        with contextlib.suppress(Exception):
+                            await context.write(self.ack(durable_seq=live.rec.durable_seq if live.rec else 0,
+                                                         error=spool_error(exc)))  # fmt: skip
+                    told = True
+                await backoff.sleep()  # no deadline: the spool keeps the session until it fits
         uri = self.store.uri_for(ArchiveRecord.from_dict(record))
-        self._live.pop(rec.session_id, None)
-        self._finished[rec.session_id] = uri
+        name = live.spool.name
+        self._live.pop(name, None)
+        self._finished[name] = uri
         while len(self._finished) > 10_000:
             self._finished.popitem(last=False)
-        log.info("session %s finalized (%s): %s", rec.session_id, "broken" if broken else "complete", uri)
-        self._submit_upload(live.spool)
+        log.info("session %s finalized (%s): %s", name, "broken" if not rec.ended else "complete", uri)
+        self.uploads.submit(live.spool)
         return uri
 
-    def _submit_upload(self, spool: SessionSpool) -> None:
-        if spool.session_id not in self._uploads:
-            self._first_attempt[spool.session_id] = asyncio.Event()
-            self._uploads[spool.session_id] = self._spawn(self._upload(spool))
 
-    async def _upload(self, spool: SessionSpool) -> None:
-        try:
-            rec = ArchiveRecord.from_dict(await asyncio.to_thread(spool.load_finalized))
-            delay = self.config.retry_initial_s
-            while True:
-                try:
-                    uri = await asyncio.to_thread(self.store.put, spool.archive_dir, rec)
-                    break
-                except StoreError as exc:
-                    log.warning("session %s: %s; retrying in %.1f s", rec.session_id, exc, delay)
-                    self._first_attempt[spool.session_id].set()  # the finalized ack need not wait longer
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.retry_max_s)
-            # Stored and confirmed by the store: only now the spool copy goes, before the finalized ack.
-            await asyncio.to_thread(shutil.rmtree, spool.dir)
-            log.info("session %s stored at %s", rec.session_id, uri)
-        finally:
-            self._uploads.pop(spool.session_id, None)
-            attempted = self._first_attempt.pop(spool.session_id, None)
-            if attempted is not None:
-                attempted.set()
+def _logged(task: asyncio.Task[Any]) -> None:
+    """Retrieve a background task's failure (already logged or quarantined where it happened)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("background task %s failed: %r", task.get_name(), task.exception())
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return ""
 
 
 class RecorderServer:
@@ -351,11 +423,14 @@ class RecorderServer:
         if self.requested_port:
             _check_free(self.host, self.requested_port)
         server = grpc.aio.server(
+            interceptors=server_interceptors(
+                self.config.internal_credentials, unauthenticated_counter("recorder")
+            ),
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
                 ("grpc.so_reuseport", 0),  # a second recorder on the same port must fail, not share it
-            ]
+            ],
         )
         recorder_pb2_grpc.add_RecorderServicer_to_server(self.service, server)
         try:
@@ -367,6 +442,8 @@ class RecorderServer:
         await server.start()
         self._server = server
         self.port = port
+        live, uploads = self.service._live, self.service.uploads.tasks
+        bind_recorder_metrics(lambda: len(live), lambda: len(uploads), self.config.spool_dir)
         await self.service.startup()
         return port
 

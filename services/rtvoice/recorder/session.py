@@ -1,14 +1,21 @@
 """One session being recorded: applies ``RecordFrame`` messages to the session's spool as they arrive.
 
-Audio goes to the two tracks (tracks.py), everything else to ``events.jsonl`` and ``spans.jsonl``; the
-small state needed to continue after a recorder restart is checkpointed to ``state.json`` by
-:meth:`SessionRecorder.checkpoint` (the server acks ``durable_seq`` right after). Memory is O(1) in the
+Audio goes to the two tracks (tracks.py), everything else to ``events.jsonl`` and ``spans.jsonl``. A
+checkpoint is two steps: :meth:`SessionRecorder.snapshot` (on the event loop: the state covering every
+frame applied so far, as one checkpoint record) and :meth:`SessionRecorder.sync` (in a worker thread:
+``fdatasync`` of the spool files, then the record appended to ``checkpoint.log`` and fdatasync'ed). Only
+after ``sync`` returns may the server ack the snapshot's seq as ``durable_seq``. Memory is O(1) in the
 session length.
+
+Sequence numbers are contiguous (the link numbers frames as it sends them), so a jump in ``seq`` means
+frames the recorder never got: they are counted in ``frames_missing`` and the archive is incomplete.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,11 +23,24 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from rtvoice.core.audio import AudioFormat, decode, validate_frame
-from rtvoice.core.errors import ERROR_KIND_NAMES, RealtimeAudioFormatError
+from rtvoice.core.end_reason import wire_name
+from rtvoice.core.errors import RealtimeAudioFormatError
 from rtvoice.core.spans import Span, new_trace_id
-from rtvoice.recorder import LINK_STATS_SPAN
-from rtvoice.recorder.spool import AGENT, CALLER, EVENTS, SPANS, JsonLog, SessionSpool
+from rtvoice.core.trace_context import trace_id_of
+from rtvoice.recorder.checkpoint import CheckpointLog, encode_state, load_checkpoint
+from rtvoice.recorder.events import EventLogs
+from rtvoice.recorder.spool import (
+    AGENT,
+    CALLER,
+    CHECKPOINT,
+    EVENTS,
+    LEGACY_STATE,
+    SPANS,
+    SessionSpool,
+    SpoolDamaged,
+)
 from rtvoice.recorder.tracks import (
+    SAMPLE_BYTES,
     CallerTrack,
     Track,
     agent_track_from,
@@ -59,11 +79,37 @@ class Counts:
     spans_dropped_bridge: int = 0
     spans_dropped_sink: int = 0
     frames_dropped_bridge: int = 0
+    # From the link's LinkStats (cumulative, the latest wins).
+    frames_sent_bridge: int = 0
+    caller_audio_frames_dropped_bridge: int = 0
+    agent_audio_frames_dropped_bridge: int = 0
+    # From EndFrame: agent audio the sender (ingress) dropped for a slow caller.
+    agent_audio_frames_dropped_sender: int = 0
+    # Frames whose seq never arrived here (a jump in seq).
+    frames_missing: int = 0
+    # Spool writes that failed (disk full, I/O error) and were rolled back to the last checkpoint.
+    write_failures: int = 0
+    # Silence the caller channel got because caller audio arrived later than continuous (ms, summed):
+    # real pauses in the caller's stream, or audio lost before the bridge.
+    caller_gap_ms: int = 0
     errors: int = 0
     bad_frames: int = 0
     duplicates: int = 0
     clears: int = 0
     resumes: int = 0
+
+    def take_link_stats(self, st: rpb.LinkStats) -> None:
+        """The link's cumulative counters: the highest value seen wins (a resume resends them)."""
+        c = self
+        c.frames_sent_bridge = max(c.frames_sent_bridge, st.frames_sent)
+        c.frames_dropped_bridge = max(c.frames_dropped_bridge, st.frames_dropped)
+        c.spans_dropped_bridge = max(c.spans_dropped_bridge, st.spans_dropped)
+        c.caller_audio_frames_dropped_bridge = max(
+            c.caller_audio_frames_dropped_bridge, st.caller_audio_frames_dropped
+        )
+        c.agent_audio_frames_dropped_bridge = max(
+            c.agent_audio_frames_dropped_bridge, st.agent_audio_frames_dropped
+        )
 
 
 @dataclass(slots=True)
@@ -73,6 +119,12 @@ class Bookkeeping:
     trace_id: str = ""
     last_t_us: int = 0
     end_reason: str = ""
+    end_detail: str = ""
+    # First seq after the start frame seen by this part (0: none yet).
+    first_seq: int = 0
+    first_t_us: int = 0
+    # Highest seq received, stored or not (frames refused while the spool could not be written).
+    max_seq_seen: int = 0
     end_t_us: int = -1
     response_id: str = ""
     response_audio_seen: bool = False
@@ -91,7 +143,10 @@ class SessionRecorder:
     """Writes one session's frames to its spool. Not thread-safe: one stream owns it at a time.
 
     ``processed_seq`` is the highest seq applied; ``durable_seq`` the highest one covered by the last
-    checkpoint (what the recorder may ack). Frames with ``seq <= processed_seq`` are duplicates.
+    synced checkpoint (what the recorder may ack). Frames with ``seq <= processed_seq`` are duplicates.
+    ``state`` must come from :func:`~rtvoice.recorder.checkpoint.load_checkpoint` (validated); an unknown
+    counter raises :class:`SpoolDamaged` before any spool file is opened. ``durable=False`` skips the
+    fdatasync calls (benchmarks only: acks then mean "written to the OS").
     """
 
     def __init__(
@@ -100,41 +155,63 @@ class SessionRecorder:
         start: rpb.RecordStart,
         state: dict[str, Any] | None = None,
         sink: SpanSink | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
         st = state or {}
+        try:
+            self.counts = Counts(**st.get("counts", {}))
+            self.book = Bookkeeping(**st.get("book", {}))
+        except TypeError as exc:
+            raise SpoolDamaged(f"checkpoint: {exc}") from exc
         self.spool = spool
         self.start = start
         self.sink = sink
+        self.durable = durable
         self.session_id = spool.session_id
         self.caller: CallerTrack = caller_track_from(spool.path(CALLER), st.get("caller"))
         self.agent: Track = agent_track_from(spool.path(AGENT), st.get("agent"))
-        self.events = JsonLog(spool.path(EVENTS), st.get("events_size", 0))
-        self.spans = JsonLog(spool.path(SPANS), st.get("spans_size", 0))
+        self.logs = EventLogs(
+            spool, start.session.started_unix_ns, self.counts, self.book, sink,
+            st.get("events_size", 0), st.get("spans_size", 0),
+        )  # fmt: skip
+        self.checkpoints = CheckpointLog(spool.path(CHECKPOINT), durable=durable)
         self.durable_seq: int = st.get("durable_seq", 0)
         self.processed_seq = self.durable_seq
         self.closed = False
-        self.counts = Counts(**st.get("counts", {}))
-        self.book = Bookkeeping(**st.get("book", {}))
+        self._files_lock = threading.Lock()  # sync (worker thread) vs close (event loop)
         if not self.book.trace_id:
-            self.book.trace_id = start.session.metadata.get("trace_id", "")
+            self.book.trace_id = trace_id_of(start.session.traceparent) or start.session.metadata.get(
+                "trace_id", ""
+            )
         sess = start.session
         self.input_format = _format_or(sess.input_format, "pcm16_16k")
         self.output_format = _format_or(sess.output_format, "pcm16_16k")
 
     @classmethod
-    def create(cls, spool: SessionSpool, first: rpb.RecordFrame, sink: SpanSink | None) -> SessionRecorder:
-        """A new session from its first frame (``first.start``); writes start.pb and a first checkpoint."""
+    def create(
+        cls, spool: SessionSpool, first: rpb.RecordFrame, sink: SpanSink | None, *, durable: bool = True
+    ) -> SessionRecorder:
+        """A new session from its first frame (``first.start``): start.pb and a first synced checkpoint.
+
+        Blocking; raises ``OSError`` when the spool cannot be written.
+        """
         spool.create(first.start)
-        rec = cls(spool, first.start, None, sink)
+        rec = cls(spool, first.start, None, sink, durable=durable)
         rec.counts.spans_dropped_bridge = first.start.spans_dropped
         rec.processed_seq = first.seq
-        rec.checkpoint()
+        rec.mark_durable(rec.sync(rec.snapshot()))
         return rec
 
     @classmethod
-    def resume(cls, spool: SessionSpool, sink: SpanSink | None) -> SessionRecorder:
-        """Continue a spooled session from its last checkpoint (after a recorder restart)."""
-        return cls(spool, spool.load_start(), spool.load_state(), sink)
+    def resume(cls, spool: SessionSpool, sink: SpanSink | None, *, durable: bool = True) -> SessionRecorder:
+        """Continue a spooled session from its last checkpoint (after a restart or a failed write).
+
+        Blocking. Raises :class:`SpoolDamaged` (before touching any file) when start.pb or the checkpoint
+        is unreadable or incomplete, or a spool file is shorter than the checkpoint says.
+        """
+        start, state = check_spool(spool)
+        return cls(spool, start, state, sink, durable=durable)
 
     # ----------------------------------------------------------------------------------------- state
 
@@ -143,21 +220,40 @@ class SessionRecorder:
         self.counts.resumes += 1
         self.counts.spans_dropped_bridge = max(self.counts.spans_dropped_bridge, start.spans_dropped)
 
-    def checkpoint(self) -> int:
-        """Persist the state covering every frame applied so far; returns the new ``durable_seq``."""
-        if self.closed:
-            return self.durable_seq
+    def snapshot(self) -> tuple[int, bytes]:
+        """(seq, checkpoint record) covering every frame applied so far; cheap, call on the event loop."""
         state = {
             "durable_seq": self.processed_seq,
             "caller": track_state_dict(self.caller),
             "agent": track_state_dict(self.agent),
-            "events_size": self.events.size,
-            "spans_size": self.spans.size,
+            "events_size": self.logs.events.size,
+            "spans_size": self.logs.spans.size,
             "counts": _asdict(self.counts),
             "book": _asdict(self.book),
         }
-        self.spool.save_state(state)
-        self.durable_seq = self.processed_seq
+        return self.processed_seq, encode_state(state)
+
+    def sync(self, snap: tuple[int, bytes]) -> int:
+        """Make ``snap`` durable: fdatasync the spool files, then append and fdatasync its record.
+
+        Blocking (run it in a worker thread); returns the snapshot's seq. Raises ``OSError`` (disk full,
+        I/O error); the previous checkpoint then still stands.
+        """
+        seq, record = snap
+        with self._files_lock:
+            if self.durable and not self.closed:
+                for track in (self.caller, self.agent):
+                    track.sync()
+                for log_ in (self.logs.events, self.logs.spans):
+                    if log_.fd >= 0:
+                        os.fdatasync(log_.fd)
+            if self.checkpoints.fd >= 0:
+                self.checkpoints.append(record)
+        return seq
+
+    def mark_durable(self, seq: int) -> int:
+        """Record that everything up to ``seq`` is synced (after :meth:`sync`); returns ``durable_seq``."""
+        self.durable_seq = max(self.durable_seq, seq)
         return self.durable_seq
 
     @property
@@ -166,23 +262,28 @@ class SessionRecorder:
         return self.book.end_t_us >= 0
 
     def release(self) -> None:
-        """Close the spool files without flushing anything (this process stops; the spool stays)."""
-        if self.closed:
-            return
-        self.closed = True
-        for track in (self.caller, self.agent):
-            track.close()
-        self.events.close()
-        self.spans.close()
+        """Close every spool file without flushing anything (this process stops; the spool stays)."""
+        with self._files_lock:
+            self.closed = True
+            for track in (self.caller, self.agent):
+                track.close()
+            self.logs.close()
+            self.checkpoints.close()
 
     def close_files(self) -> None:
-        """Flush the resamplers' tails and close the logs (before finalize; the tracks stay readable)."""
-        self.flush_pending_spans(new_trace_id())
-        self.closed = True
+        """Flush the resamplers' tails and close the logs (before finalize; the tracks stay readable).
+
+        Idempotent, so a finalize that failed (disk full) can run again.
+        """
+        if self.closed:
+            return
+        self.logs.flush_pending_spans(new_trace_id())
         for track in (self.caller, self.agent):
             track.finish()
-        self.events.close()
-        self.spans.close()
+        with self._files_lock:
+            self.closed = True
+            self.logs.close()
+            self.checkpoints.close()
 
     # ----------------------------------------------------------------------------------------- frames
 
@@ -193,9 +294,18 @@ class SessionRecorder:
         """
         if self.closed:
             raise RuntimeError(f"session {self.session_id} is closed")
+        self.book.max_seq_seen = max(self.book.max_seq_seen, frame.seq)
         if frame.seq <= self.processed_seq:
             self.counts.duplicates += 1
             return False
+        if not self.book.first_seq:
+            self.book.first_seq = frame.seq
+            self.book.first_t_us = frame.t_us
+            # A later part continues where the earlier part's durable frames end: not a gap.
+            if self.spool.part > 1:
+                self.processed_seq = frame.seq - 1
+        if frame.seq > self.processed_seq + 1:
+            self.counts.frames_missing += frame.seq - self.processed_seq - 1
         self.processed_seq = frame.seq
         self.counts.frames += 1
         t_us = frame.t_us
@@ -208,11 +318,16 @@ class SessionRecorder:
             self.counts.server_frames += 1
             self._server(t_us, frame.server)
         elif kind == "span":
-            self._span(Span.from_proto(frame.span))
+            self.logs.span(Span.from_proto(frame.span))
+        elif kind == "link_stats":
+            self.counts.take_link_stats(frame.link_stats)
         elif kind == "end":
-            self.book.end_reason = frame.end.reason or "end"
+            end = frame.end
+            self.book.end_reason = wire_name(end.reason)
+            self.book.end_detail = end.detail
             self.book.end_t_us = t_us
-            self._event(t_us, "end", reason=self.book.end_reason)
+            self.counts.agent_audio_frames_dropped_sender = end.agent_audio_frames_dropped
+            self.logs.event(t_us, "end", reason=self.book.end_reason, detail=end.detail)
         return True
 
     def _client(self, t_us: int, frame: pb.ClientFrame) -> None:
@@ -221,11 +336,14 @@ class SessionRecorder:
             samples, rate = self._samples(t_us, frame.audio, self.input_format, "caller")
             if samples is not None:
                 self.counts.caller_audio_frames += 1
-                self.caller.place_caller(t_us, samples, rate)
+                before, started = self.caller.cursor, bool(self.caller.timeline.segments)
+                at = self.caller.place_caller(t_us, samples, rate)
+                if started and at > before:  # the caller stream paused, or audio was lost upstream
+                    self.counts.caller_gap_ms += round(samples_to_ms(at - before))
         elif kind == "text":
-            self._event(t_us, "text_input", text=frame.text.text)
+            self.logs.event(t_us, "text_input", text=frame.text.text)
         elif kind is not None:
-            self._event(t_us, "client", frame=message_dict(frame))
+            self.logs.event(t_us, "client", frame=message_dict(frame))
 
     def _server(self, t_us: int, frame: pb.ServerFrame) -> None:
         kind = frame.WhichOneof("frame")
@@ -234,24 +352,26 @@ class SessionRecorder:
         elif kind == "transcript":
             tr = frame.transcript
             role = _ROLES.get(tr.role, "unknown")
-            self._event(t_us, "transcript", role=role, item_id=tr.item_id, text=tr.text, final=tr.final)
+            self.logs.event(t_us, "transcript", role=role, item_id=tr.item_id, text=tr.text, final=tr.final)
         elif kind == "speech_started":
             ss = frame.speech_started
             at = self.caller.session_ms_of_audio_ms(ss.audio_start_ms)
-            self._event(
+            self.logs.event(
                 t_us, "speech_started", item_id=ss.item_id, audio_start_ms=ss.audio_start_ms, at_ms=at
             )
         elif kind == "speech_stopped":
             sp = frame.speech_stopped
             at = self.caller.session_ms_of_audio_ms(sp.audio_end_ms)
-            self._event(t_us, "speech_stopped", item_id=sp.item_id, audio_end_ms=sp.audio_end_ms, at_ms=at)
+            self.logs.event(
+                t_us, "speech_stopped", item_id=sp.item_id, audio_end_ms=sp.audio_end_ms, at_ms=at
+            )
         elif kind == "response_started":
             self.book.response_id = frame.response_started.response_id
             self.book.response_audio_seen = False
-            self._event(t_us, "response_started", response_id=self.book.response_id)
+            self.logs.event(t_us, "response_started", response_id=self.book.response_id)
         elif kind == "response_done":
             rd = frame.response_done
-            self._event(
+            self.logs.event(
                 t_us,
                 "response_done",
                 response_id=rd.response_id,
@@ -263,13 +383,13 @@ class SessionRecorder:
         elif kind == "clear_audio":
             dropped = self.agent.clear(t_us)
             self.counts.clears += 1
-            self._event(
+            self.logs.event(
                 t_us, "clear_audio", item_id=frame.clear_audio.item_id, dropped_ms=samples_to_ms(dropped)
             )
         elif kind == "error":
-            self._error(t_us, frame.error, source="bridge")
+            self.logs.error(t_us, frame.error, source="bridge")
         elif kind is not None:
-            self._event(t_us, "server", frame=message_dict(frame))
+            self.logs.event(t_us, "server", frame=message_dict(frame))
 
     def _agent_audio(self, t_us: int, audio: pb.AudioFrame) -> None:
         samples, rate = self._samples(t_us, audio, self.output_format, "agent")
@@ -280,7 +400,7 @@ class SessionRecorder:
         first_of_response = bool(self.book.response_id) and not self.book.response_audio_seen
         if audio.item_id != self.book.agent_item or first_of_response:
             self.book.agent_item = audio.item_id
-            self._event(
+            self.logs.event(
                 t_us,
                 "agent_audio_start",
                 item_id=audio.item_id,
@@ -299,65 +419,9 @@ class SessionRecorder:
         except RealtimeAudioFormatError as exc:
             self.counts.bad_frames += 1
             frame = exc.to_frame()
-            self._error(t_us, frame, source=f"recorder.{channel}_audio")
+            self.logs.error(t_us, frame, source=f"recorder.{channel}_audio")
             return None, 0
         return decode(audio.data, fmt), fmt.sample_rate_hz
-
-    def _error(self, t_us: int, err: pb.ErrorFrame, source: str) -> None:
-        """Count an error frame, log it as an event, and make an ``rtvoice.error`` span of it."""
-        self.counts.errors += 1
-        fields: dict[str, Any] = {
-            "kind": ERROR_KIND_NAMES.get(err.kind, "unspecified"),
-            "code": err.code,
-            "message": err.message,
-            "retryable": err.retryable,
-            "fatal": err.fatal,
-        }
-        self._event(t_us, "error", source=source, **fields)
-        at_ns = self.start.session.started_unix_ns + t_us * 1000
-        attrs = {f"error.{k}": v for k, v in fields.items()}
-        attrs.update(source=source, session_ms=t_us / 1000)
-        span: dict[str, Any] = {
-            "name": "rtvoice.error",
-            "start_unix_ns": at_ns,
-            "end_unix_ns": at_ns,
-            "attributes": attrs,
-        }
-        if self.book.trace_id:
-            self._span(Span(trace_id=self.book.trace_id, **span))
-        elif len(self.book.pending_spans) < 100:  # wait for the bridge's trace id
-            self.book.pending_spans.append(span)
-        else:
-            self.flush_pending_spans(new_trace_id())
-            self._span(Span(trace_id=self.book.trace_id, **span))
-
-    def flush_pending_spans(self, trace_id: str) -> None:
-        """Give the recorder's own spans the session's trace id (or ``trace_id`` when none is known)."""
-        self.book.trace_id = self.book.trace_id or trace_id
-        pending, self.book.pending_spans = self.book.pending_spans, []
-        for span in pending:
-            self._span(Span(trace_id=self.book.trace_id, **span))
-
-    def _span(self, span: Span) -> None:
-        if span.name == LINK_STATS_SPAN:
-            attrs = span.attributes
-            self.counts.spans_dropped_bridge = max(
-                self.counts.spans_dropped_bridge, int(attrs.get("spans_dropped", 0))
-            )
-            self.counts.frames_dropped_bridge = max(
-                self.counts.frames_dropped_bridge, int(attrs.get("frames_dropped", 0))
-            )
-            return
-        if not self.book.trace_id and span.trace_id:
-            self.flush_pending_spans(span.trace_id)
-        self.counts.spans += 1
-        doc = span.to_dict(self.session_id)
-        self.spans.append(doc)
-        if self.sink is not None and not self.sink.offer(doc):
-            self.counts.spans_dropped_sink += 1
-
-    def _event(self, t_us: int, type_: str, **fields: Any) -> None:
-        self.events.append({"t_ms": t_us / 1000, "type": type_, **fields})
 
 
 def _format_or(msg: pb.AudioFormat, default: str) -> AudioFormat:
@@ -372,3 +436,34 @@ def _format_or(msg: pb.AudioFormat, default: str) -> AudioFormat:
 
 def _asdict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def check_spool(spool: SessionSpool) -> tuple[rpb.RecordStart, dict[str, Any]]:
+    """(start, checkpoint state) of a spooled session, read without opening any file for writing.
+
+    Raises :class:`SpoolDamaged` naming what is wrong (see :meth:`resume`).
+    """
+    start = spool.load_start()
+    state = load_checkpoint(spool.dir, CHECKPOINT, LEGACY_STATE)
+    for name, cls_ in (("counts", Counts), ("book", Bookkeeping)):
+        value = state[name]
+        unknown = set(value) - set(cls_.__slots__) if isinstance(value, dict) else {"(not an object)"}
+        if unknown:
+            raise SpoolDamaged(f"checkpoint {name} has unknown keys {', '.join(sorted(unknown))}")
+    _check_sizes(spool, state)
+    return start, state
+
+
+def _check_sizes(spool: SessionSpool, state: dict[str, Any]) -> None:
+    """Raise :class:`SpoolDamaged` when a spool file is shorter than the checkpoint says (acked data gone)."""
+    expected = {
+        CALLER: state["caller"]["track"]["extent"] * SAMPLE_BYTES,
+        AGENT: state["agent"]["track"]["extent"] * SAMPLE_BYTES,
+        EVENTS: state["events_size"],
+        SPANS: state["spans_size"],
+    }
+    for name, size in expected.items():
+        path = spool.path(name)
+        have = path.stat().st_size if path.exists() else 0
+        if have < size:
+            raise SpoolDamaged(f"{name} has {have} bytes, the checkpoint covers {size}")

@@ -1,19 +1,30 @@
 """``rtvoice sessions list | show ID | report``: read archived sessions and their latencies.
 
 Each function takes an :class:`~rtvoice.recorder.archive_source.ArchiveSource` and a text stream, writes
-human-readable text, and returns the exit code (0 ok, 1 nothing found / unreadable).
+human-readable text, and returns the exit code (0 ok, 1 nothing found / unreadable,
+:data:`EXIT_PLOT_UNAVAILABLE` when ``report --plot`` cannot draw because matplotlib is not installed).
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from rtvoice.recorder.archive_source import AmbiguousSessionId, ArchiveReadError, ArchiveSource
+from rtvoice.recorder.archive_source import AmbiguousSessionId, ArchiveReadError, ArchiveSource, Part
+from rtvoice.recorder.quarantine import QuarantinedEntry
 
 METRICS = ("first_audio_ms", "turn_complete_ms")
+
+#: ``report --plot`` without matplotlib (the report itself was printed).
+EXIT_PLOT_UNAVAILABLE = 3
+
+
+class PlotUnavailableError(RuntimeError):
+    """``report --plot`` needs matplotlib, an optional dependency (the ``plot`` extra) that service
+    images do not install; the message says what to install."""
 
 
 def _agent(m: dict[str, Any]) -> str:
@@ -35,70 +46,115 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def _manifests(source: ArchiveSource, out: TextIO) -> list[dict[str, Any]] | None:
+def _manifests(source: ArchiveSource, out: TextIO, *, quiet: bool = False) -> list[dict[str, Any]] | None:
     try:
         manifests = source.manifests()
     except ArchiveReadError as exc:
         out.write(f"error: {exc}\n")
         return None
     if not manifests:
-        out.write(f"No archived sessions in {source.description}.\n")
+        if not quiet:
+            out.write(f"No archived sessions in {source.description}.\n")
         return None
     return manifests
 
 
-def sessions_list(source: ArchiveSource, out: TextIO) -> int:
-    """One line per session, newest first: id, agent, start (UTC), duration, turns, status."""
-    manifests = _manifests(source, out)
-    if manifests is None:
-        return 1
-    manifests.sort(key=lambda m: m.get("started_unix_ns", 0), reverse=True)
-    rows = [["SESSION", "AGENT", "STARTED (UTC)", "DURATION", "TURNS", "END"]]
+def parts_complete(parts: list[dict[str, Any]]) -> bool:
+    """True when the parts (manifests, ordered) hold the whole session: the last one ended with an
+    EndFrame and nothing is missing, every part lost no frame, and each part starts at or before the
+    seq after the previous part's last one (an earlier part ends ``stream_broken`` by design)."""
+    if not parts or not parts[-1].get("complete", True):
+        return False
+    for prev, nxt in itertools.pairwise(parts):
+        if any((prev.get("missing") or {}).values()):
+            return False
+        if nxt.get("seq", {}).get("first", 0) > prev.get("seq", {}).get("last", 0) + 1:
+            return False
+    return True
+
+
+def _grouped(manifests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    by_session: dict[str, list[dict[str, Any]]] = {}
     for m in manifests:
-        end = m.get("end_reason", "")
-        rows.append(
-            [
-                m.get("session_id", "?"),
-                _agent(m),
-                m.get("started_at", "-"),
-                _seconds(m.get("duration_ms")),
-                str(m.get("counts", {}).get("turns", 0)),
-                end if m.get("complete", True) else f"{end} (incomplete)",
-            ]
-        )
-    out.write("\n".join(_table(rows)) + f"\n{len(manifests)} session(s) in {source.description}\n")
+        by_session.setdefault(m.get("session_id", "?"), []).append(m)
+    groups = [sorted(g, key=lambda m: m.get("part", 1)) for g in by_session.values()]
+    groups.sort(key=lambda g: g[0].get("started_unix_ns", 0), reverse=True)
+    return groups
+
+
+def _end_text(parts: list[dict[str, Any]]) -> str:
+    end = parts[-1].get("end_reason", "")
+    text = end if parts_complete(parts) else f"{end} (incomplete)"
+    return text if len(parts) == 1 else f"{text} [{len(parts)} parts]"
+
+
+def sessions_list(
+    source: ArchiveSource, out: TextIO, quarantined: list[QuarantinedEntry] | None = None
+) -> int:
+    """One line per session, newest first: id, agent, start (UTC), duration, turns, status; then the
+    spool's quarantined entries (``quarantined``), if any."""
+    manifests = _manifests(source, out, quiet=bool(quarantined))
+    if manifests is None and not quarantined:
+        return 1
+    if manifests:
+        rows = [["SESSION", "AGENT", "STARTED (UTC)", "DURATION", "TURNS", "END"]]
+        groups = _grouped(manifests)
+        for parts in groups:
+            first, last = parts[0], parts[-1]
+            duration = (last.get("ended_unix_ns", 0) - first.get("started_unix_ns", 0)) / 1e6
+            turns = sum(m.get("counts", {}).get("turns", 0) for m in parts)
+            rows.append([first.get("session_id", "?"), _agent(first), first.get("started_at", "-"),
+                         _seconds(duration), str(turns), _end_text(parts)])  # fmt: skip
+        out.write("\n".join(_table(rows)) + f"\n{len(groups)} session(s) in {source.description}\n")
+    for q in quarantined or []:
+        out.write(f"QUARANTINED  {q.name}  {q.reason}  ({q.path})\n")
     return 0
 
 
 def sessions_show(source: ArchiveSource, session_id: str, out: TextIO) -> int:
-    """The transcript with timings, the per-response latencies and the files of one session."""
+    """The transcript with timings, the per-response latencies and the files of one session (all parts)."""
     try:
         found = source.load(session_id)
     except (ArchiveReadError, AmbiguousSessionId) as exc:
         out.write(f"error: {exc}\n")
         return 1
-    if found is None:
+    if not found:
         out.write(f"No session {session_id!r} in {source.description} (see `rtvoice sessions list`).\n")
         return 1
-    m, transcript = found
-    counts = m.get("counts", {})
+    manifests = [m for m, _ in found]
+    m = manifests[0]
     formats = m.get("caller_formats", {})
-    status = "complete" if m.get("complete", True) else "INCOMPLETE"
+    status = "complete" if parts_complete(manifests) else "INCOMPLETE"
+    last = manifests[-1]
+    duration = (last.get("ended_unix_ns", 0) - m.get("started_unix_ns", 0)) / 1e6
     out.write(
         f"Session {m.get('session_id')}  agent {_agent(m)}  provider {m.get('provider') or '-'}"
         f"  model {m.get('model') or '-'}\n"
-        f"Started {m.get('started_at')}  duration {_seconds(m.get('duration_ms'))}"
-        f"  end {m.get('end_reason')} ({status})\n"
+        f"Started {m.get('started_at')}  duration {_seconds(duration)}"
+        f"  end {last.get('end_reason')} ({status})\n"
         f"Trace {m.get('trace_id') or '-'}  caller audio in {formats.get('input', '-')}"
         f" / out {formats.get('output', '-')}\n"
     )
-    turns = transcript.get("turns", [])
+    if len(found) > 1:
+        out.write(f"\nParts ({len(found)}, one session clock):\n")
+        for pm in manifests:
+            seq = pm.get("seq", {})
+            out.write(f"  part {pm.get('part', 1)}  recorder {pm.get('recorder_id') or '-'}  "
+                      f"seq {seq.get('first', '?')}-{seq.get('last', '?')}  "
+                      f"{_sec3(pm.get('part_start_ms'))} -{_sec3(pm.get('duration_ms'))}  "
+                      f"end {pm.get('end_reason')}\n")  # fmt: skip
+    _show_parts(found, out)
+    return 0
+
+
+def _show_parts(found: list[Part], out: TextIO) -> None:
+    turns = sorted((t for _, tr in found for t in tr.get("turns", [])), key=lambda t: t.get("start_ms") or 0)
     out.write(f"\nTranscript ({len(turns)} turns):\n")
     for t in turns:
         span = f"{_sec3(t.get('start_ms'))} - {_sec3(t.get('end_ms'))}"
         flag = " [interrupted]" if t.get("interrupted") else ""
         out.write(f"  [{span}] {t.get('role', '?'):<9} {t.get('text') or '(no text)'}{flag}\n")
-    latency = m.get("latency", [])
+    latency = [r for m, _ in found for r in m.get("latency", [])]
     out.write("\nLatency:\n")
     if latency:
         rows = [["RESPONSE", "FIRST AUDIO", "TURN COMPLETE", "STATUS"]]
@@ -115,14 +171,29 @@ def sessions_show(source: ArchiveSource, session_id: str, out: TextIO) -> int:
     else:
         out.write("  (no responses)\n")
     out.write("\nFiles:\n")
-    for f in m.get("files", []):
-        out.write(f"  {f['name']:<16} {f['size']:>12,} bytes  sha256 {f['sha256']}\n")
+    several = len(found) > 1
+    width = 24 if several else 16
+    for m, _ in found:
+        prefix = f"part {m.get('part', 1)}/" if several else ""
+        for f in m.get("files", []):
+            out.write(f"  {prefix + f['name']:<{width}} {f['size']:>12,} bytes  sha256 {f['sha256']}\n")
+    total: dict[str, int] = {}
+    for m, _ in found:
+        for k, v in m.get("counts", {}).items():
+            if isinstance(v, int):
+                total[k] = total.get(k, 0) + v
+    missing: dict[str, int] = {}
+    for m, _ in found:
+        for k, v in (m.get("missing") or {}).items():
+            missing[k] = missing.get(k, 0) + v
     out.write(
-        f"\nCounts: frames {counts.get('frames', 0)}, spans {counts.get('spans', 0)} "
-        f"(dropped {counts.get('spans_dropped', 0)}), errors {counts.get('errors', 0)}, "
-        f"barge-ins {counts.get('clears', 0)}, resumes {counts.get('resumes', 0)}\n"
+        f"\nCounts: frames {total.get('frames', 0)}, spans {total.get('spans', 0)} "
+        f"(dropped {total.get('spans_dropped', 0)}), errors {total.get('errors', 0)}, "
+        f"barge-ins {total.get('clears', 0)}, resumes {total.get('resumes', 0)}\n"
     )
-    return 0
+    lost = {k: v for k, v in missing.items() if v}
+    if lost:
+        out.write("Missing: " + ", ".join(f"{k} {v}" for k, v in lost.items()) + "\n")
 
 
 def _sec3(ms: float | None) -> str:
@@ -160,15 +231,27 @@ def sessions_report(source: ArchiveSource, out: TextIO, plot: Path | None = None
         if not any(samples.values()):
             out.write("no latencies to plot\n")
             return 1
-        write_histogram(samples, plot)
+        try:
+            write_histogram(samples, plot)
+        except PlotUnavailableError as err:
+            out.write(f"no histogram: {err}\n")
+            return EXIT_PLOT_UNAVAILABLE
         out.write(f"histogram written to {plot}\n")
     return 0
 
 
 def write_histogram(samples: dict[str, list[float]], path: Path) -> None:
-    """A PNG with one latency histogram per metric (matplotlib, Agg backend, no display needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """A PNG with one latency histogram per metric (matplotlib, Agg backend, no display needed).
+    Raises :class:`PlotUnavailableError` when matplotlib is not installed."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise PlotUnavailableError(
+            "--plot needs matplotlib, which is not installed here; install it with "
+            "pip install 'rtvoice[plot]' (or pip install 'matplotlib>=3.8'), or run the report "
+            "where it is installed"
+        ) from exc
 
     fig = Figure(figsize=(8, 3.5 * len(METRICS)), tight_layout=True)
     FigureCanvasAgg(fig)

@@ -22,6 +22,8 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, MongoClient
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from rtvoice.core.retry import Backoff
+
 log = logging.getLogger(__name__)
 COLLECTION = "workflow_spans"
 INDEXES = [
@@ -57,6 +59,7 @@ class MongoSpanSink:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.retry_max_s = retry_max_s
+        self._backoff = Backoff(initial_s=min(0.2, retry_max_s), max_s=retry_max_s)
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_max)
         self._stop = threading.Event()
         self._client: MongoClient[dict[str, Any]] = MongoClient(
@@ -134,19 +137,18 @@ class MongoSpanSink:
 
     def _retrying(self, op: Callable[[], None]) -> None:
         """Run ``op`` until it succeeds, backing off on errors; gives up only when stopping."""
-        delay = 0.2
+        backoff = self._backoff.start()
         while True:
             try:
                 op()
                 return
             except PyMongoError as exc:
                 self.failed_batches += 1
-                log.warning("span sink: MongoDB error (%s); retrying in %.1f s", exc, delay)
-            if self._stop.wait(delay):
-                # Stopping: one last attempt happens on the next loop only if the server came back.
+                log.warning("span sink: MongoDB error (%s); retrying (attempt %d)", exc, backoff.attempts + 1)
+            if not backoff.wait(self._stop):
+                # Stopping: one last attempt, in case the server came back.
                 try:
                     op()
                 except PyMongoError:
                     log.warning("span sink: giving up on a batch at shutdown")
                 return
-            delay = min(delay * 2, self.retry_max_s)

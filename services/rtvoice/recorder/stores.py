@@ -9,6 +9,7 @@ retries later.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib3.exceptions import HTTPError
 
 from rtvoice.recorder.archive import MANIFEST, SPANS_FILE
 from rtvoice.recorder.s3 import S3Options
+from rtvoice.recorder.spool import make_private_dir
 
 log = logging.getLogger(__name__)
 SHA256_META = "sha256"
@@ -30,17 +32,71 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRecord:
-    """A finalized archive waiting in the spool: its files (name, size, sha256) and naming facts."""
+    """A finalized archive waiting in the spool: its files (name, size, sha256) and naming facts.
+
+    ``name`` is the archive's folder/object name: the session id for part 1, ``<id>.part<n>`` after.
+    """
 
     session_id: str
     agent: str
     started_unix_ns: int
     files: list[dict[str, Any]]
+    name: str = ""
+    part: int = 1
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArchiveRecord:
-        """From the ``finalized.json`` document."""
-        return cls(d["session_id"], d["agent"], d["started_unix_ns"], d["files"])
+        """From the ``finalized.json`` document (older ones lack ``name``/``part``: part 1)."""
+        sid = d["session_id"]
+        return cls(sid, d["agent"], d["started_unix_ns"], d["files"], d.get("name") or sid, d.get("part", 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveMode:
+    """Permissions of local archive folders: ``dir_mode`` for folders, files get its read/write bits.
+
+    The default 0700 keeps archives owner-only; e.g. 0750 with ``group`` lets one group read them.
+    ``group`` is a group name or numeric id (None: keep the recorder's group). Raises ``ValueError`` for
+    a mode with bits outside 0o777 or an unknown group.
+    """
+
+    dir_mode: int = 0o700
+    group: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dir_mode & ~0o777 or (self.dir_mode & 0o700) != 0o700:
+            raise ValueError(f"archive mode {self.dir_mode:#o}: must be within 0777 and owner rwx")
+        if self.group is not None:
+            self.gid()
+
+    @property
+    def file_mode(self) -> int:
+        """The folder mode without execute bits (0700 -> 0600, 0750 -> 0640)."""
+        return self.dir_mode & 0o666
+
+    def gid(self) -> int:
+        """The numeric group id, or -1 to leave the group as it is."""
+        if self.group is None:
+            return -1
+        if self.group.isdigit():
+            return int(self.group)
+        import grp
+
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            raise ValueError(f"unknown group {self.group!r}") from None
+
+    def apply(self, folder: Path) -> None:
+        """Set the modes (and group) on ``folder`` and every file in it; raises ``OSError``."""
+        gid = self.gid()
+        os.chmod(folder, self.dir_mode)
+        if gid >= 0:
+            os.chown(folder, -1, gid)
+        for p in folder.iterdir():
+            os.chmod(p, self.dir_mode if p.is_dir() else self.file_mode)
+            if gid >= 0:
+                os.chown(p, -1, gid)
 
 
 class ArchiveStore(Protocol):
@@ -56,21 +112,26 @@ class ArchiveStore(Protocol):
 
 
 class LocalStore:
-    """Archives as folders ``<root>/<session id>/`` (copied, then renamed into place atomically)."""
+    """Archives as folders ``<root>/<name>/`` (copied, then renamed into place atomically).
 
-    def __init__(self, root: Path) -> None:
+    ``<name>`` is the session id (``<id>.part<n>`` for later parts, see :class:`ArchiveRecord`); folders
+    and files get ``mode`` (default owner-only 0700/0600).
+    """
+
+    def __init__(self, root: Path, mode: ArchiveMode | None = None) -> None:
         self.root = root.resolve()
+        self.mode = mode or ArchiveMode()
 
     def uri_for(self, rec: ArchiveRecord) -> str:
-        """``file:///<root>/<session id>``."""
-        return (self.root / rec.session_id).as_uri()
+        """``file:///<root>/<name>``."""
+        return (self.root / rec.name).as_uri()
 
     def put(self, folder: Path, rec: ArchiveRecord) -> str:
-        """Move (same file system) or copy ``folder`` to ``<root>/<session id>``; idempotent after a crash."""
-        dest = self.root / rec.session_id
-        tmp = self.root / f".incoming-{rec.session_id}"
+        """Move (same file system) or copy ``folder`` to ``<root>/<name>``; idempotent after a crash."""
+        dest = self.root / rec.name
+        tmp = self.root / f".incoming-{rec.name}"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.root, self.mode.dir_mode)
             if folder.exists():
                 if tmp.exists():
                     shutil.rmtree(tmp)
@@ -82,6 +143,7 @@ class LocalStore:
                 self._verify(dest, rec)
                 return dest.as_uri()
             self._verify(tmp, rec)
+            self.mode.apply(tmp)
             if dest.exists():
                 shutil.rmtree(dest)
             tmp.rename(dest)
@@ -113,7 +175,7 @@ class S3Store:
         return self.options.uri(self._folder(rec) + "/")
 
     def _folder(self, rec: ArchiveRecord) -> str:
-        return self.options.folder_key(rec.agent, rec.started_unix_ns, rec.session_id)
+        return self.options.folder_key(rec.agent, rec.started_unix_ns, rec.name)
 
     def put(self, folder: Path, rec: ArchiveRecord) -> str:
         """Upload every file (skipping ones already confirmed), manifest last; verify each by stat."""

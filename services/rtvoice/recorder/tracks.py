@@ -5,7 +5,7 @@ Every channel is PCM16 LE mono at :data:`ARCHIVE_RATE_HZ` in its own raw file; a
 Writes are positioned (``os.pwrite``), so the file is sparse where nothing was written (real silence), a
 barge-in can cut scheduled audio, and memory stays O(1) in the session length.
 
-Placement follows design.md section 1 (recorder):
+Placement:
 
 - caller audio (:meth:`CallerTrack.place_caller`) is a continuous real-time stream: a frame that arrived at
   ``t`` with duration ``d`` starts at ``t - d`` when that is more than :data:`CALLER_JUMP_MS` past the
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtvoice.core.audio import StreamResampler
+from rtvoice.recorder.spool import FILE_MODE, write_all
 
 ARCHIVE_RATE_HZ = 16000
 SAMPLE_BYTES = 2
@@ -69,7 +70,7 @@ class Track:
     def __init__(self, path: Path, state: TrackState | None = None) -> None:
         self.path = path
         self.state = state or TrackState()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         os.ftruncate(self._fd, self.state.extent * SAMPLE_BYTES)
         # A resumed segment restarts at the checkpointed cursor: resampler state is not persisted.
         self.state.seg_start, self.state.seg_in, self.state.seg_written = self.cursor, 0, 0
@@ -124,6 +125,11 @@ class Track:
         """Drain the resampler's tail into the file (end of session)."""
         self._end_segment()
 
+    def sync(self) -> None:
+        """``fdatasync`` the spool file (blocking; raises ``OSError``); a closed track has nothing to sync."""
+        if self._fd >= 0:
+            os.fdatasync(self._fd)
+
     def close(self) -> None:
         """Close the spool file (idempotent)."""
         if self._fd >= 0:
@@ -147,7 +153,7 @@ class Track:
         if not len(out):
             return
         pos = self.state.seg_start + self.state.seg_written
-        os.pwrite(self._fd, out.astype("<i2", copy=False).tobytes(), pos * SAMPLE_BYTES)
+        write_all(self._fd, out.astype("<i2", copy=False).tobytes(), pos * SAMPLE_BYTES)
         self.state.seg_written += len(out)
         self.state.extent = max(self.state.extent, pos + len(out))
 

@@ -7,15 +7,19 @@ first played sample of its item → the end of playback (or the barge-in that cu
 Latency of a response that follows a user turn (``user_end_ms`` = end of the user's speech, or the
 ``TextInput`` time):
 
-- ``first_audio_ms``: first agent audio of the response − ``user_end_ms``
+- ``first_audio_ms``: :func:`rtvoice.core.latency.first_audio_latency_ms` (``user_end_ms`` → the playback
+  start of the response's first agent sample)
 - ``turn_complete_ms``: ``ResponseDone`` − ``user_end_ms``
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from rtvoice.core.latency import LatencyClockError, first_audio_latency_ms
 
 
 @dataclass(slots=True)
@@ -150,7 +154,9 @@ class TurnBuilder:
         lat = self._responses.get(ev.get("response_id", ""))
         if ev.get("first_of_response") and lat is not None and lat.first_audio_ms is None:
             if lat.user_end_ms is not None:
-                lat.first_audio_ms = t - lat.user_end_ms
+                # No value when caller audio ran ahead of real time (speech end after the playback start).
+                with contextlib.suppress(LatencyClockError):
+                    lat.first_audio_ms = first_audio_latency_ms(lat.user_end_ms, ev["start_ms"])
 
     def _on_response_done(self, ev: dict[str, Any], t: float) -> None:
         lat = self._responses.get(ev["response_id"]) or self._response

@@ -1,7 +1,10 @@
 """``rtvoice up [-f agent.yaml]``: local engine, recorder, bridge and ingress on loopback, one command.
 
-Prints the page URL and the archive folder, writes ``<state-dir>/up.json`` (so ``rtvoice call`` finds the
-caller URL and token without flags) and stops everything cleanly on Ctrl-C / SIGTERM.
+Prints the page URL and the archive folder, writes ``<state-dir>/up.json`` (owner-only, so ``rtvoice call``
+finds the caller URL and token without flags) and stops everything cleanly on Ctrl-C / SIGTERM: the
+ingress first (live calls may go on for ``--drain-timeout-s``, then end with ``session.ended``
+``server_shutdown``), then the bridge, the recorder and the engine, each given the time its own shutdown
+needs (:mod:`rtvoice.core.shutdown`). Only the ingress gets the caller-token secret.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 import yaml
 
 from rtvoice.core.settings import DEFAULT_API_KEY_ENV, AgentDocument, SettingsError, load_agent_file
+from rtvoice.core.shutdown import DRAIN_TIMEOUT_S, drain_stop_timeout_s
+from rtvoice.ingress.auth import SECRET_ENV
 from rtvoice.up.supervisor import ChildFailed, Supervisor
 
 DEFAULT_AGENT = Path(__file__).with_name("agent.yaml")
@@ -31,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start the offline engine (for provider: local), the recorder, the realtime-bridge and the "
             "ingress as local processes on loopback. Open the printed URL in a browser, or run "
-            "`rtvoice call FILE.wav` in another terminal. Ctrl-C stops everything; sessions in progress "
-            "are archived."
+            "`rtvoice call FILE.wav` in another terminal. Ctrl-C stops everything; calls in progress get "
+            "--drain-timeout-s to finish, then end with session.ended server_shutdown, and are archived."
         ),
     )
     p.add_argument(
@@ -67,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=12 * 3600,
         help="lifetime of the caller token printed for this run (default %(default)s s)",
     )
+    p.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=DRAIN_TIMEOUT_S,
+        help="on Ctrl-C / SIGTERM, how long live calls may continue before they are ended with "
+        "session.ended server_shutdown (default %(default)s s)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not echo the services' logs")
     p.set_defaults(func=_main)
 
@@ -87,10 +99,7 @@ async def up(args: argparse.Namespace) -> int:
         doc = load_agent_file(args.agent_file or DEFAULT_AGENT)
     except SettingsError as err:
         return _fail(str(err))
-    spec = doc.spec
-    problems = _local_problems(doc)
-    if problems:
-        return _fail("invalid agent settings:\n" + "\n".join(f"  {p}" for p in problems))
+    spec = doc.spec  # load_agent_file checked the schema and the provider rules (rtvoice.core.rules)
     state: Path = args.state_dir.resolve()
     archive: Path = (args.archive_dir or state / "archive").resolve()
     for d in (state, archive, state / "spool"):
@@ -106,8 +115,16 @@ async def up(args: argparse.Namespace) -> int:
                 "(or use provider: local for the offline engine)"
             )
 
+    if args.drain_timeout_s < 0:
+        return _fail(f"--drain-timeout-s must be >= 0, got {args.drain_timeout_s:g}")
+    drain = ["--drain-timeout-s", str(args.drain_timeout_s)]
+    drain_stop_s = drain_stop_timeout_s(args.drain_timeout_s)
     auth_secret = secrets.token_urlsafe(32)
-    sup = Supervisor(env={"RTVOICE_AUTH_SECRET": auth_secret}, echo_logs=not args.quiet)
+    # Internal calls (ingress -> bridge -> recorder) need a per-run token; children get only its path.
+    token_file = state / "internal-token"
+    write_private_file(token_file, secrets.token_urlsafe(32).encode())
+    internal = ["--internal-token-file", str(token_file)]
+    sup = Supervisor(echo_logs=not args.quiet)
     stop = asyncio.Event()
     from rtvoice.core.service import install_stop_signals
 
@@ -132,6 +149,7 @@ async def up(args: argparse.Namespace) -> int:
                 # finalize its archive after 5 s instead of the production 30 s.
                 "--resume-grace-s",
                 "5",
+                *internal,
             ],
         )
         bridge_args = [
@@ -144,7 +162,7 @@ async def up(args: argparse.Namespace) -> int:
         ]
         if provider_url:
             bridge_args += ["--provider-url", provider_url]
-        bridge = await sup.start("bridge", bridge_args)
+        bridge = await sup.start("bridge", [*bridge_args, *drain, *internal], stop_timeout_s=drain_stop_s)
         ingress = await sup.start(
             "ingress",
             [
@@ -154,7 +172,11 @@ async def up(args: argparse.Namespace) -> int:
                 str(args.port),
                 "--bridge",
                 f"127.0.0.1:{bridge.ready['port']}",
+                *drain,
+                *internal,
             ],
+            env={SECRET_ENV: auth_secret},  # the only child that checks caller tokens
+            stop_timeout_s=drain_stop_s,
         )
     except ChildFailed as err:
         await sup.stop_all()
@@ -185,7 +207,12 @@ async def up(args: argparse.Namespace) -> int:
         flush=True,
     )
     exit_code = await _watch(sup, stop, up_file, info)
-    print("rtvoice up: stopping (live sessions are archived first)...", file=sys.stderr, flush=True)
+    print(
+        f"rtvoice up: stopping; live calls may continue for {args.drain_timeout_s:g} s, then they are ended "
+        "and archived...",
+        file=sys.stderr,
+        flush=True,
+    )
     await sup.stop_all()
     with contextlib.suppress(FileNotFoundError):
         up_file.unlink()
@@ -221,18 +248,28 @@ async def _watch(sup: Supervisor, stop: asyncio.Event, up_file: Path, info: dict
         _write_state(up_file, info)
 
 
-def _local_problems(doc: AgentDocument) -> list[str]:
-    """The operator's cross-field rules (the same verdict as ``ConfigValid`` on a cluster), minus the
-    cluster-only one: locally the API key comes from the environment, not a Secret."""
-    from rtvoice_operator.validate import semantic_problems
-
-    return [p.message for p in semantic_problems(doc.name, doc.spec) if p.reason != "MissingCredentials"]
-
-
 def _write_state(path: Path, info: dict[str, Any]) -> None:
-    """up.json holds the caller token: readable by the owner only."""
-    path.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    path.chmod(0o600)
+    """up.json holds the caller token: readable by the owner only, from its first byte
+    (:func:`write_private_file`)."""
+    write_private_file(path, json.dumps(info, indent=2).encode())
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600 from creation: written to a fresh temporary
+    file in the same folder (``O_CREAT | O_EXCL``, mode 0600, fsynced), then renamed over ``path``, so
+    readers see the old or the new content, never a partial or world-readable file. Raises ``OSError``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def _host_for_url(host: str) -> str:

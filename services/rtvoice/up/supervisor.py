@@ -3,6 +3,10 @@
 Each child is ``python -m rtvoice <service> ...``; it announces itself with one ``RTVOICE_READY {json}``
 line on stdout (``rtvoice.core.service.announce_ready``). Its stderr is forwarded line by line and the
 last lines are kept so a child that dies can be explained in one message.
+
+Each child gets the supervisor's environment without :data:`PRIVATE_ENV` (secrets meant for one child),
+plus the variables given for it at :meth:`Supervisor.start`. Children stop in :data:`STOP_ORDER` (callers
+first, so every session ends while the services behind it still run), each with its own stop timeout.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtvoice.core.service import READY_PREFIX
+from rtvoice.core.shutdown import STOP_TIMEOUT_S
+from rtvoice.ingress.auth import SECRET_ENV
+
+#: Variables no child inherits from the supervisor's environment; pass them per child at ``start``.
+PRIVATE_ENV = frozenset({SECRET_ENV})
+
+#: The order children stop in: the ingress drains its callers, the bridge ends its provider sessions,
+#: the recorder finishes archiving, then the engine goes. Services not listed stop last.
+STOP_ORDER = ("ingress", "bridge", "recorder", "local-realtime")
 
 
 class ChildFailed(RuntimeError):
@@ -32,6 +45,8 @@ class Child:
     argv: list[str]
     process: asyncio.subprocess.Process
     ready: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    stop_timeout_s: float = STOP_TIMEOUT_S
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=30))
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -42,15 +57,24 @@ class Child:
 
 
 class Supervisor:
-    """Owns the child processes of ``rtvoice up``; stops them in reverse start order."""
+    """Owns the child processes of ``rtvoice up``; stops them in :data:`STOP_ORDER`."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, echo_logs: bool = True) -> None:
+    def __init__(self, *, echo_logs: bool = True) -> None:
         self.children: list[Child] = []
-        self._env = {**os.environ, **(env or {})}
+        self._env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
         self._echo = echo_logs
 
-    async def start(self, service: str, args: list[str], *, ready_timeout_s: float = 60.0) -> Child:
-        """Start ``rtvoice <service> args`` and wait for its ready line.
+    async def start(
+        self,
+        service: str,
+        args: list[str],
+        *,
+        ready_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
+    ) -> Child:
+        """Start ``rtvoice <service> args`` with ``env`` added to the shared environment and wait for its
+        ready line; at :meth:`stop_all` it gets ``stop_timeout_s`` between SIGTERM and SIGKILL.
 
         Raises :class:`ChildFailed` when it exits first or stays silent past ``ready_timeout_s``.
         """
@@ -60,10 +84,10 @@ class Supervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self._env,
+            env={**self._env, **(env or {})},
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
         )
-        child = Child(service, argv, proc)
+        child = Child(service, argv, proc, env=dict(env or {}), stop_timeout_s=stop_timeout_s)
         self.children.append(child)
         ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         child.pumps.append(asyncio.create_task(self._pump_stdout(child, ready)))
@@ -111,7 +135,13 @@ class Supervisor:
         if port is not None and "--port" in args:
             args[args.index("--port") + 1] = str(port)
         self.children.remove(child)
-        return await self.start(child.service, args, ready_timeout_s=ready_timeout_s)
+        return await self.start(
+            child.service,
+            args,
+            ready_timeout_s=ready_timeout_s,
+            env=child.env,
+            stop_timeout_s=child.stop_timeout_s,
+        )
 
     async def wait_any_exit(self) -> Child:
         """Return the first child that exits."""
@@ -123,16 +153,26 @@ class Supervisor:
             for t in waits:
                 t.cancel()
 
-    async def stop_all(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM each child in reverse start order, wait up to ``timeout_s`` each, then SIGKILL."""
-        for child in reversed(self.children):
+    def stop_order(self) -> list[Child]:
+        """The children in the order :meth:`stop_all` stops them (:data:`STOP_ORDER`, then the rest in
+        reverse start order)."""
+        rank = {service: i for i, service in enumerate(STOP_ORDER)}
+        newest_first = list(reversed(self.children))
+        return sorted(newest_first, key=lambda c: rank.get(c.service, len(STOP_ORDER)))
+
+    async def stop_all(self) -> None:
+        """SIGTERM each child in :meth:`stop_order`, wait up to its ``stop_timeout_s``, then SIGKILL it
+        (with a warning on stderr: its sessions did not end cleanly)."""
+        for child in self.stop_order():
             proc = child.process
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
                 try:
-                    await asyncio.wait_for(proc.wait(), timeout_s)
+                    await asyncio.wait_for(proc.wait(), child.stop_timeout_s)
                 except TimeoutError:
+                    late = f"{child.service} did not stop within {child.stop_timeout_s:g} s"
+                    print(f"rtvoice up: {late}; killing it", file=sys.stderr, flush=True)
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
                     await proc.wait()

@@ -32,6 +32,26 @@ class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_KIND_LIMIT: _ClassVar[ErrorKind]
     ERROR_KIND_INTERNAL: _ClassVar[ErrorKind]
     ERROR_KIND_UNAVAILABLE: _ClassVar[ErrorKind]
+    ERROR_KIND_RECORDING: _ClassVar[ErrorKind]
+
+class EndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    END_REASON_UNSPECIFIED: _ClassVar[EndReason]
+    END_REASON_CALLER_HANGUP: _ClassVar[EndReason]
+    END_REASON_CALLER_DISCONNECTED: _ClassVar[EndReason]
+    END_REASON_IDLE_TIMEOUT: _ClassVar[EndReason]
+    END_REASON_MAX_DURATION: _ClassVar[EndReason]
+    END_REASON_SLOW_CONSUMER: _ClassVar[EndReason]
+    END_REASON_SERVER_SHUTDOWN: _ClassVar[EndReason]
+    END_REASON_BRIDGE_SHUTDOWN: _ClassVar[EndReason]
+    END_REASON_BRIDGE_LOST: _ClassVar[EndReason]
+    END_REASON_BRIDGE_REFUSED: _ClassVar[EndReason]
+    END_REASON_AGENT_UNREACHABLE: _ClassVar[EndReason]
+    END_REASON_PROVIDER_ERROR: _ClassVar[EndReason]
+    END_REASON_PROVIDER_CLOSED: _ClassVar[EndReason]
+    END_REASON_RECORDING_FAILED: _ClassVar[EndReason]
+    END_REASON_INTERNAL_ERROR: _ClassVar[EndReason]
+    END_REASON_STREAM_BROKEN: _ClassVar[EndReason]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_PCM16: AudioEncoding
 AUDIO_ENCODING_G711_MULAW: AudioEncoding
@@ -49,6 +69,23 @@ ERROR_KIND_UNSUPPORTED: ErrorKind
 ERROR_KIND_LIMIT: ErrorKind
 ERROR_KIND_INTERNAL: ErrorKind
 ERROR_KIND_UNAVAILABLE: ErrorKind
+ERROR_KIND_RECORDING: ErrorKind
+END_REASON_UNSPECIFIED: EndReason
+END_REASON_CALLER_HANGUP: EndReason
+END_REASON_CALLER_DISCONNECTED: EndReason
+END_REASON_IDLE_TIMEOUT: EndReason
+END_REASON_MAX_DURATION: EndReason
+END_REASON_SLOW_CONSUMER: EndReason
+END_REASON_SERVER_SHUTDOWN: EndReason
+END_REASON_BRIDGE_SHUTDOWN: EndReason
+END_REASON_BRIDGE_LOST: EndReason
+END_REASON_BRIDGE_REFUSED: EndReason
+END_REASON_AGENT_UNREACHABLE: EndReason
+END_REASON_PROVIDER_ERROR: EndReason
+END_REASON_PROVIDER_CLOSED: EndReason
+END_REASON_RECORDING_FAILED: EndReason
+END_REASON_INTERNAL_ERROR: EndReason
+END_REASON_STREAM_BROKEN: EndReason
 
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz")
@@ -59,7 +96,7 @@ class AudioFormat(_message.Message):
     def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "agent_namespace", "agent_name", "input_format", "output_format", "overrides_json", "started_unix_ns", "metadata")
+    __slots__ = ("session_id", "agent_namespace", "agent_name", "input_format", "output_format", "overrides_json", "started_unix_ns", "metadata", "traceparent")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +112,7 @@ class SessionStart(_message.Message):
     OVERRIDES_JSON_FIELD_NUMBER: _ClassVar[int]
     STARTED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     agent_namespace: str
     agent_name: str
@@ -83,7 +121,8 @@ class SessionStart(_message.Message):
     overrides_json: str
     started_unix_ns: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, session_id: _Optional[str] = ..., agent_namespace: _Optional[str] = ..., agent_name: _Optional[str] = ..., input_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., output_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., overrides_json: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, session_id: _Optional[str] = ..., agent_namespace: _Optional[str] = ..., agent_name: _Optional[str] = ..., input_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., output_format: _Optional[_Union[AudioFormat, _Mapping]] = ..., overrides_json: _Optional[str] = ..., started_unix_ns: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class SessionReady(_message.Message):
     __slots__ = ("session_id", "provider", "model", "voice")
@@ -260,27 +299,58 @@ class ToolResult(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., output: _Optional[str] = ..., is_error: _Optional[bool] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class ErrorFrame(_message.Message):
-    __slots__ = ("kind", "code", "message", "retryable", "fatal")
+    __slots__ = ("kind", "code", "message", "retryable", "fatal", "retry_after_ms")
     KIND_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     FATAL_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     kind: ErrorKind
     code: str
     message: str
     retryable: bool
     fatal: bool
-    def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., fatal: _Optional[bool] = ...) -> None: ...
+    retry_after_ms: int
+    def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., fatal: _Optional[bool] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class EndFrame(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "detail", "agent_audio_frames_dropped")
     REASON_FIELD_NUMBER: _ClassVar[int]
-    reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_AUDIO_FRAMES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    reason: EndReason
+    detail: str
+    agent_audio_frames_dropped: int
+    def __init__(self, reason: _Optional[_Union[EndReason, str]] = ..., detail: _Optional[str] = ..., agent_audio_frames_dropped: _Optional[int] = ...) -> None: ...
+
+class Span(_message.Message):
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "name", "start_unix_ns", "end_unix_ns", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start_unix_ns: int
+    end_unix_ns: int
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
-    __slots__ = ("start", "audio", "playback_mark", "interrupt", "steer", "text", "end_of_turn", "end")
+    __slots__ = ("start", "audio", "playback_mark", "interrupt", "steer", "text", "end_of_turn", "end", "span")
     START_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     PLAYBACK_MARK_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +359,7 @@ class ClientFrame(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     END_OF_TURN_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
     start: SessionStart
     audio: AudioFrame
     playback_mark: PlaybackMark
@@ -297,7 +368,8 @@ class ClientFrame(_message.Message):
     text: TextInput
     end_of_turn: EndOfTurn
     end: EndFrame
-    def __init__(self, start: _Optional[_Union[SessionStart, _Mapping]] = ..., audio: _Optional[_Union[AudioFrame, _Mapping]] = ..., playback_mark: _Optional[_Union[PlaybackMark, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptFrame, _Mapping]] = ..., steer: _Optional[_Union[SteerFrame, _Mapping]] = ..., text: _Optional[_Union[TextInput, _Mapping]] = ..., end_of_turn: _Optional[_Union[EndOfTurn, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ...) -> None: ...
+    span: Span
+    def __init__(self, start: _Optional[_Union[SessionStart, _Mapping]] = ..., audio: _Optional[_Union[AudioFrame, _Mapping]] = ..., playback_mark: _Optional[_Union[PlaybackMark, _Mapping]] = ..., interrupt: _Optional[_Union[InterruptFrame, _Mapping]] = ..., steer: _Optional[_Union[SteerFrame, _Mapping]] = ..., text: _Optional[_Union[TextInput, _Mapping]] = ..., end_of_turn: _Optional[_Union[EndOfTurn, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ..., span: _Optional[_Union[Span, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
     __slots__ = ("ready", "audio", "transcript", "speech_started", "speech_stopped", "response_started", "response_done", "clear_audio", "error", "end", "tool_call", "tool_result", "tool_cancellation")

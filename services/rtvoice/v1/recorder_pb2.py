@@ -25,27 +25,23 @@ _sym_db = _symbol_database.Default()
 from rtvoice.v1 import frames_pb2 as rtvoice_dot_v1_dot_frames__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rtvoice/v1/recorder.proto\x12\nrtvoice.v1\x1a\x17rtvoice/v1/frames.proto\"\xe4\x01\n\x04Span\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x0f\n\x07span_id\x18\x02 \x01(\t\x12\x16\n\x0eparent_span_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x15\n\rstart_unix_ns\x18\x05 \x01(\x03\x12\x13\n\x0b\x65nd_unix_ns\x18\x06 \x01(\x03\x12\x34\n\nattributes\x18\x07 \x03(\x0b\x32 .rtvoice.v1.Span.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9e\x01\n\x0bRecordStart\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.rtvoice.v1.SessionStart\x12\x1b\n\x13\x61gent_settings_json\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\x12\x15\n\rspans_dropped\x18\x06 \x01(\x04\"\xfa\x01\n\x0bRecordFrame\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04t_us\x18\x02 \x01(\x03\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x17.rtvoice.v1.RecordStartH\x00\x12)\n\x06\x63lient\x18\x04 \x01(\x0b\x32\x17.rtvoice.v1.ClientFrameH\x00\x12)\n\x06server\x18\x05 \x01(\x0b\x32\x17.rtvoice.v1.ServerFrameH\x00\x12 \n\x04span\x18\x06 \x01(\x0b\x32\x10.rtvoice.v1.SpanH\x00\x12#\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x14.rtvoice.v1.EndFrameH\x00\x42\t\n\x07payload\"6\n\x0bRecordBatch\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.rtvoice.v1.RecordFrame\"H\n\tRecordAck\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12\x11\n\tfinalized\x18\x02 \x01(\x08\x12\x13\n\x0b\x61rchive_uri\x18\x03 \x01(\t2H\n\x08Recorder\x12<\n\x06Record\x12\x17.rtvoice.v1.RecordBatch\x1a\x15.rtvoice.v1.RecordAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19rtvoice/v1/recorder.proto\x12\nrtvoice.v1\x1a\x17rtvoice/v1/frames.proto\"\xac\x01\n\x0bRecordStart\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.rtvoice.v1.SessionStart\x12\x1b\n\x13\x61gent_settings_json\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\x12\x15\n\rspans_dropped\x18\x06 \x01(\x04\x12\x0c\n\x04part\x18\x07 \x01(\r\"\x98\x01\n\tLinkStats\x12\x13\n\x0b\x66rames_sent\x18\x01 \x01(\x04\x12\x16\n\x0e\x66rames_dropped\x18\x02 \x01(\x04\x12\x15\n\rspans_dropped\x18\x03 \x01(\x04\x12#\n\x1b\x63\x61ller_audio_frames_dropped\x18\x04 \x01(\x04\x12\"\n\x1a\x61gent_audio_frames_dropped\x18\x05 \x01(\x04\"\xa7\x02\n\x0bRecordFrame\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04t_us\x18\x02 \x01(\x03\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x17.rtvoice.v1.RecordStartH\x00\x12)\n\x06\x63lient\x18\x04 \x01(\x0b\x32\x17.rtvoice.v1.ClientFrameH\x00\x12)\n\x06server\x18\x05 \x01(\x0b\x32\x17.rtvoice.v1.ServerFrameH\x00\x12 \n\x04span\x18\x06 \x01(\x0b\x32\x10.rtvoice.v1.SpanH\x00\x12#\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x14.rtvoice.v1.EndFrameH\x00\x12+\n\nlink_stats\x18\x08 \x01(\x0b\x32\x15.rtvoice.v1.LinkStatsH\x00\x42\t\n\x07payload\"6\n\x0bRecordBatch\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.rtvoice.v1.RecordFrame\"\x84\x01\n\tRecordAck\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12\x11\n\tfinalized\x18\x02 \x01(\x08\x12\x13\n\x0b\x61rchive_uri\x18\x03 \x01(\t\x12%\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x16.rtvoice.v1.ErrorFrame\x12\x13\n\x0brecorder_id\x18\x05 \x01(\t2H\n\x08Recorder\x12<\n\x06Record\x12\x17.rtvoice.v1.RecordBatch\x1a\x15.rtvoice.v1.RecordAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rtvoice.v1.recorder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPAN_ATTRIBUTESENTRY']._loaded_options = None
-  _globals['_SPAN_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_SPAN']._serialized_start=67
-  _globals['_SPAN']._serialized_end=295
-  _globals['_SPAN_ATTRIBUTESENTRY']._serialized_start=246
-  _globals['_SPAN_ATTRIBUTESENTRY']._serialized_end=295
-  _globals['_RECORDSTART']._serialized_start=298
-  _globals['_RECORDSTART']._serialized_end=456
-  _globals['_RECORDFRAME']._serialized_start=459
-  _globals['_RECORDFRAME']._serialized_end=709
-  _globals['_RECORDBATCH']._serialized_start=711
-  _globals['_RECORDBATCH']._serialized_end=765
-  _globals['_RECORDACK']._serialized_start=767
-  _globals['_RECORDACK']._serialized_end=839
-  _globals['_RECORDER']._serialized_start=841
-  _globals['_RECORDER']._serialized_end=913
+  _globals['_RECORDSTART']._serialized_start=67
+  _globals['_RECORDSTART']._serialized_end=239
+  _globals['_LINKSTATS']._serialized_start=242
+  _globals['_LINKSTATS']._serialized_end=394
+  _globals['_RECORDFRAME']._serialized_start=397
+  _globals['_RECORDFRAME']._serialized_end=692
+  _globals['_RECORDBATCH']._serialized_start=694
+  _globals['_RECORDBATCH']._serialized_end=748
+  _globals['_RECORDACK']._serialized_start=751
+  _globals['_RECORDACK']._serialized_end=883
+  _globals['_RECORDER']._serialized_start=885
+  _globals['_RECORDER']._serialized_end=957
 # @@protoc_insertion_point(module_scope)

@@ -4,15 +4,16 @@ A provider adapter owns one logical conversation with a speech-to-speech model (
 Live, the local engine) and hides its wire protocol, reconnects and resumption behind neutral frames
 (``rtvoice.v1.ServerFrame``). The bridge session (``rtvoice.bridge.session``) drives it:
 
-* caller audio goes in through :meth:`RealtimeProvider.send_audio` already converted to
+* caller audio goes in through :meth:`RealtimeProvider.send_audio` already validated and converted to
   :attr:`RealtimeProvider.input_format`;
 * :meth:`RealtimeProvider.events` yields ``ServerFrame`` messages: ``audio`` (in
   :attr:`RealtimeProvider.output_format`, with ``item_id``), ``transcript``, ``speech_started``,
-  ``speech_stopped``, ``response_started``, ``response_done``, ``tool_call``, non-fatal ``error`` and,
-  last, ``end`` when the conversation is over (fatal errors come as ``error`` with ``fatal=True`` then
-  ``end``). The iterator ends after ``end``. An ``audio`` frame with empty ``data`` (optional) marks the
-  end of that item's audio: the session flushes its resampler tail there (it also flushes when the item
-  changes and at ``response_done``).
+  ``speech_stopped`` (times on the session clock, see ``rtvoice.bridge.clock``), ``response_started``,
+  ``response_done``, ``tool_call``, non-fatal ``error`` and, last, ``end`` when the conversation is
+  over (fatal errors come as ``error`` with ``fatal=True`` then ``end``). The iterator ends after
+  ``end``. An ``audio`` frame with empty ``data`` (optional) marks the end of that item's audio: the
+  session flushes its resampler tail there (it also flushes when the item changes and at
+  ``response_done``).
 * barge-in, steering, text turns, tool results and manual turns are method calls.
 
 Adapters raise the typed errors of ``rtvoice.core.errors`` from their methods only for problems of the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 
+from rtvoice.bridge.barge_in import Cut
 from rtvoice.core.audio import AudioFormat
 from rtvoice.core.settings import AgentSettings
 from rtvoice.v1 import frames_pb2 as pb
@@ -69,13 +71,19 @@ class RealtimeProvider(abc.ABC):
         """A typed user turn; the model answers in audio."""
 
     @abc.abstractmethod
-    async def interrupt(self, item_id: str | None, played_ms: int | None) -> None:
+    async def interrupt(self, cut: Cut | None) -> None:
         """Barge-in: stop the current response and make the model forget what the caller never heard.
 
-        ``played_ms`` is how much of ``item_id`` the caller reported played (``None`` = unknown). OpenAI:
-        ``response.cancel`` if active, then ``conversation.item.truncate`` at min(played, generated), skipped
-        at 0 ms. Gemini: nothing to send (the server truncates to what it sent).
+        ``cut`` (from the session's ``BargeIn``) names the item the caller was hearing and how much of it
+        was played (``None``: no item to truncate). OpenAI: ``response.cancel`` if active, then
+        ``conversation.item.truncate`` at the played ms, or ``conversation.item.delete`` at 0 ms. Gemini:
+        nothing to truncate (the server keeps what it sent); the heard share is kept for history replay.
         """
+
+    @abc.abstractmethod
+    async def abandon_response(self) -> None:
+        """The session's watchdog gave up on the running (or awaited) response: cancel it at the provider
+        if it runs and forget it locally, so the next turn is not held up by it."""
 
     @abc.abstractmethod
     async def steer(self, steer: pb.SteerFrame) -> None:

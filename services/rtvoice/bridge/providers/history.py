@@ -2,8 +2,8 @@
 
 A provider session has to be replaced when it reaches its maximum age, when the connection drops, or
 (OpenAI) when the voice changes after the assistant has spoken. The new session gets the conversation
-back as text items (assistant *audio* items cannot be created, §A.3), in order. Assistant items cut by a
-barge-in keep only the share of their transcript the caller heard.
+back as text items, in order (assistant *audio* items cannot be created, see docs/providers.md).
+Assistant items cut by a barge-in keep only the share of their transcript the caller heard.
 """
 
 from __future__ import annotations

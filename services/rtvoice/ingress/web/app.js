@@ -38,7 +38,7 @@ const ENDED_WORDS = {
   max_duration: "Call ended: the maximum call length was reached.",
   bridge_lost: "Call dropped: the agent's service went away. Try calling again.",
   agent_unreachable: "The agent could not be reached. Try again in a moment.",
-  ingress_shutdown: "The server is restarting. Call again to continue.",
+  server_shutdown: "The server is restarting. Call again to continue.",
   slow_consumer: "Call ended: the connection was too slow to keep up.",
 };
 const ERROR_WORDS = {

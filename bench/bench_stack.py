@@ -1,0 +1,326 @@
+"""The whole three-service path (recorder + bridge + ingress) against a direct connection to one fake.
+
+Usage: python bench/bench_stack.py [--sessions 1,10,25,50] [--seconds 20] [--no-pin]
+
+One fake OpenAI Realtime server (tests/support/fake_openai.py: energy VAD on the input audio clock,
+`silence_duration_ms` 200, 600 ms scripted reply) runs in its own process. At each load level N:
+
+- **direct**: N paced callers speak the OpenAI Realtime protocol straight to the fake (20 ms frames of
+  24 kHz PCM16, base64 `input_audio_buffer.append`) — the floor no platform can beat;
+- **rtvoice**: N paced callers speak caller protocol v1 (20 ms frames of 16 kHz PCM16) to `rtvoice up`
+  (ingress → bridge → fake, recorder archiving every call), using the same client as `rtvoice call`.
+
+Each caller places calls back to back for `--seconds`. First-audio latency is the one definition of
+`rtvoice.core.latency`: end of the caller's speech → first agent audio at the caller. "Added" is rtvoice
+minus direct at the same N, for p50 and p99. With pinning (default), rtvoice's services share CPU 0 and
+the fake plus all callers share CPU 1, so "sessions per core" is read off CPU 0. CPU is utime+stime
+from /proc per service; RSS per session is the slope of the services' summed RSS over the load levels.
+Numbers depend on the machine and on what else runs on it: compare within one run, never across days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+
+from rtvoice.caller.client import CallError, CallOptions, place_call  # noqa: E402
+from rtvoice.caller.wavfile import read_wav, speech_end_sample  # noqa: E402
+from rtvoice.core.audio import PCM16_16K, PCM16_24K, encode  # noqa: E402
+from rtvoice.core.latency import first_audio_latency_from_monotonic  # noqa: E402
+from tests.support.speech import write_wav  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+FRAME_S = 0.020
+SILENCE_MS = 200
+TAIL_SILENCE_S = 1.5
+SERVICES = ("recorder", "bridge", "ingress")
+
+_FAKE = """
+import asyncio, sys
+from tests.support.fake_openai import FakeOpenAI, Scenario, VALID_KEY
+async def main():
+    async with FakeOpenAI(Scenario(reply_audio_ms=600, chunk_ms=40, pace_s=0.02)) as fake:
+        print(fake.url, VALID_KEY, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+
+AGENT = """apiVersion: rtvoice.io/v1alpha1
+kind: VoiceAgent
+metadata: {{name: bench, namespace: default}}
+spec:
+  provider: openai
+  modalities: audio
+  turnDetection: {{type: server_vad, silenceDurationMs: {silence}}}
+  audio: {{input: pcm16_16k, output: pcm16_16k}}
+"""
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process in seconds (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Level:
+    latencies_ms: list[float] = field(default_factory=list)
+    session_s: float = 0.0
+    failed: int = 0
+
+
+@dataclass
+class Speech:
+    pcm16k: np.ndarray
+    pcm24k: np.ndarray
+    speech_end_s: float
+
+
+def make_speech(tmp: Path) -> Speech:
+    wav = write_wav(tmp / "q.wav", "what is the weather today")
+    s16 = read_wav(str(wav), 16000)
+    s24 = read_wav(str(wav), 24000)
+    end = speech_end_sample(s16, 16000)
+    assert end is not None
+    return Speech(s16, s24, end / 16000)
+
+
+async def direct_call(url: str, key: str, speech: Speech, level: Level) -> None:
+    """One turn straight to the fake: session.update, paced appends, wait for the reply's end."""
+    t_open = time.monotonic()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with connect(url, additional_headers=headers, compression=None, max_size=None) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {
+                            "input": {
+                                "format": {"type": "audio/pcm", "rate": 24000},
+                                "turn_detection": {"type": "server_vad", "silence_duration_ms": SILENCE_MS},
+                            }
+                        },
+                    },
+                }
+            )
+        )
+        audio = encode(speech.pcm24k, PCM16_24K) + bytes(int(24000 * TAIL_SILENCE_S) * 2)
+        step = int(24000 * FRAME_S) * 2
+        first: float | None = None
+        done = asyncio.Event()
+
+        async def reader() -> None:
+            nonlocal first
+            async for raw in ws:
+                evt = json.loads(raw)
+                if evt["type"] == "response.output_audio.delta" and first is None:
+                    first = time.monotonic()
+                elif evt["type"] == "response.done":
+                    done.set()
+                    return
+
+        task = asyncio.create_task(reader())
+        t0 = time.monotonic()
+        for i in range(0, len(audio), step):
+            await _pace(t0, i // step)
+            chunk = base64.b64encode(audio[i : i + step]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            if done.is_set():
+                break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 10)
+        task.cancel()
+        if first is None:
+            level.failed += 1
+        else:
+            level.latencies_ms.append(first_audio_latency_from_monotonic(t0 + speech.speech_end_s, first))
+    level.session_s += time.monotonic() - t_open
+
+
+async def rtvoice_call(url: str, token: str, speech: Speech, level: Level) -> None:
+    t_open = time.monotonic()
+    opts = CallOptions(
+        url=url,
+        token=token,
+        input_format=PCM16_16K,
+        output_format=PCM16_16K,
+        audio=encode(speech.pcm16k, PCM16_16K),
+        speech_end_ms=speech.speech_end_s * 1000,
+        timeout_s=15,
+    )
+    try:
+        result = await place_call(opts, on_line=lambda _: None)
+    except CallError:
+        level.failed += 1
+    else:
+        if result.first_audio_latency_ms is None:
+            level.failed += 1
+        else:
+            level.latencies_ms.append(result.first_audio_latency_ms)
+    level.session_s += time.monotonic() - t_open
+
+
+async def _pace(t0: float, index: int) -> None:
+    delay = t0 + index * FRAME_S - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def run_level(n: int, seconds: float, call: object, *args: object) -> Level:
+    level = Level()
+    deadline = time.monotonic() + seconds
+
+    async def worker(k: int) -> None:
+        await asyncio.sleep(k * FRAME_S * 7 % 1.0)  # spread the start of speech over a second
+        while time.monotonic() < deadline:
+            await call(*args, level)  # type: ignore[operator]
+
+    await asyncio.gather(*(worker(k) for k in range(n)))
+    return level
+
+
+@contextlib.asynccontextmanager
+async def fake_server(pin: bool) -> object:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FAKE, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if pin else None,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
+    try:
+        yield line[0], line[1]
+    finally:
+        proc.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def rtvoice_up(tmp: Path, url: str, key: str, pin: bool) -> object:
+    agent = tmp / "agent.yaml"
+    agent.write_text(AGENT.format(silence=SILENCE_MS))
+    state = tmp / "state"
+    log = (tmp / "up.log").open("wb")
+    args = [sys.executable, "-m", "rtvoice", "up", "--port", "0", "--state-dir", str(state), "-f", str(agent)]
+    args += ["--provider-url", url]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        env={**os.environ, "OPENAI_API_KEY": key},
+        preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if pin else None,
+    )  # fmt: skip
+    up_file = state / "up.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not up_file.exists():
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError("rtvoice up did not start:\n" + (tmp / "up.log").read_text()[-3000:])
+            await asyncio.sleep(0.2)
+        yield json.loads(up_file.read_text())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 120)
+        log.close()
+
+
+async def main(levels: list[int], seconds: float, pin: bool) -> None:
+    if pin:
+        os.sched_setaffinity(0, {1})
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        speech = make_speech(tmp)
+        async with fake_server(pin) as (url, key):
+            direct = {n: await run_level(n, seconds, direct_call, url, key, speech) for n in levels}
+            async with rtvoice_up(tmp, url, key, pin) as info:
+                pids = {s: int(info["pids"][s]) for s in SERVICES}
+                caller_url, token = str(info["caller_url"]), str(info["token"])
+                await rtvoice_call(caller_url, token, speech, Level())  # warm-up call, not counted
+                results: dict[int, tuple[Level, dict[str, float], float]] = {}
+                for n in levels:
+                    before = {s: cpu_s(p) for s, p in pids.items()}
+                    level = await run_level(n, seconds, rtvoice_call, caller_url, token, speech)
+                    used = {s: cpu_s(p) - before[s] for s, p in pids.items()}
+                    rss = sum(rss_mb(p) for p in pids.values())
+                    results[n] = (level, used, rss)
+                    await asyncio.sleep(2.0)  # let the last archives finalize before the next level
+                archive_dir = Path(info["archive_dir"])
+                archives = len(await asyncio.to_thread(lambda: list(archive_dir.glob("*/manifest.json"))))
+    report(levels, direct, results, archives, pin)
+
+
+def report(
+    levels: list[int],
+    direct: dict[int, Level],
+    results: dict[int, tuple[Level, dict[str, float], float]],
+    archives: int,
+    pin: bool,
+) -> None:
+    where = "rtvoice on CPU 0, fake + callers on CPU 1" if pin else "unpinned"
+    print(f"first-audio latency, end of caller speech -> first agent audio ({where}); ms")
+    print(" N | direct p50  p99 | rtvoice p50  p99 | added p50  p99 | calls ok/failed | CPU s/session-min "
+          "(rec bridge ingress = sum) | RSS MB")  # fmt: skip
+    within: list[int] = []
+    rss_points: list[tuple[int, float]] = []
+    for n in levels:
+        d = direct[n]
+        level, used, rss = results[n]
+        minutes = level.session_s / 60 or float("nan")
+        per = {s: used[s] / minutes for s in SERVICES}
+        add50 = pct(level.latencies_ms, 0.5) - pct(d.latencies_ms, 0.5)
+        add99 = pct(level.latencies_ms, 0.99) - pct(d.latencies_ms, 0.99)
+        if add99 <= 50 and not level.failed:
+            within.append(n)
+        rss_points.append((n, rss))
+        print(
+            f"{n:3d} | {pct(d.latencies_ms, 0.5):9.1f} {pct(d.latencies_ms, 0.99):5.1f}"
+            f" | {pct(level.latencies_ms, 0.5):10.1f} {pct(level.latencies_ms, 0.99):5.1f}"
+            f" | {add50:8.1f} {add99:5.1f} | {len(level.latencies_ms):5d}/{level.failed:<5d}"
+            f" | {per['recorder']:.2f} {per['bridge']:.2f} {per['ingress']:.2f} = {sum(per.values()):.2f}"
+            f" | {rss:.0f}"
+        )
+    if len(rss_points) >= 2:
+        (n0, r0), (n1, r1) = rss_points[0], rss_points[-1]
+        print(f"RSS per session (slope {n0}->{n1} sessions): {(r1 - r0) / (n1 - n0):.2f} MB")
+    print(f"largest session count on one core with p99 added <= 50 ms: {max(within) if within else 'none'}")
+    print(f"archives written: {archives}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", default="1,10,25,50", help="comma list of concurrent sessions")
+    ap.add_argument("--seconds", type=float, default=20.0, help="seconds of calls per load level")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin rtvoice and the load to separate CPUs")
+    a = ap.parse_args()
+    asyncio.run(main([int(x) for x in a.sessions.split(",")], a.seconds, not a.no_pin))
