@@ -81,4 +81,3 @@ def whisper_confidence(avg_logprob: float, no_speech_prob: float) -> float:
     by_logprob = 0.5 * math.exp(avg_logprob - WHISPER_LOGPROB_THRESHOLD)
     by_speech = 1.0 - 0.5 * no_speech_prob / WHISPER_NO_SPEECH_THRESHOLD
     return max(0.0, min(1.0, by_logprob, by_speech))
-
