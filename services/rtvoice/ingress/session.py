@@ -336,7 +336,7 @@ class CallerSession:
             return
         try:
             async with self._write_lock:
-                await self._call.write(frame)
+                await _uncancellable_write(self._call, frame)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as err:
             if isinstance(err, grpc.aio.AioRpcError):
                 self._bridge_failed(_rpc_message(err, self.agent))
@@ -450,3 +450,19 @@ def _placement_reason(err: RealtimeError) -> str:
 def _bridge_end_reason(end: pb.EndFrame, default: str) -> str:
     """The wire name of the bridge's end reason, ``default`` when the bridge gave none."""
     return wire_name(end.reason) if end.reason != pb.END_REASON_UNSPECIFIED else default
+
+
+async def _uncancellable_write(
+    call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame], frame: pb.ClientFrame
+) -> None:
+    """``call.write(frame)`` that a cancelled caller task cannot abort: in grpc.aio, cancelling a pending
+    write cancels the whole RPC, which would lose the session's ``EndFrame`` (the bridge would then record
+    ``caller_disconnected``). On cancellation the in-flight write is finished first, then the cancel
+    propagates."""
+    write = asyncio.ensure_future(call.write(frame))
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await write
+        raise
