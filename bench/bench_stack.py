@@ -29,8 +29,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +51,7 @@ FRAME_S = 0.020
 SILENCE_MS = 200
 TAIL_SILENCE_S = 1.5
 SERVICES = ("recorder", "bridge", "ingress")
+RESULTS = ROOT / "bench" / "results"
 
 _FAKE = """
 import asyncio, sys
@@ -103,15 +106,17 @@ class Speech:
     pcm16k: np.ndarray
     pcm24k: np.ndarray
     speech_end_s: float
+    #: Silence after the question, s: longer calls separate per-call costs from per-second ones.
+    pad_s: float = 0.0
 
 
-def make_speech(tmp: Path) -> Speech:
+def make_speech(tmp: Path, pad_s: float) -> Speech:
     wav = write_wav(tmp / "q.wav", "what is the weather today")
     s16 = read_wav(str(wav), 16000)
     s24 = read_wav(str(wav), 24000)
     end = speech_end_sample(s16, 16000)
     assert end is not None
-    return Speech(s16, s24, end / 16000)
+    return Speech(s16, s24, end / 16000, pad_s)
 
 
 async def direct_call(url: str, key: str, speech: Speech, level: Level) -> None:
@@ -135,7 +140,7 @@ async def direct_call(url: str, key: str, speech: Speech, level: Level) -> None:
                 }
             )
         )
-        audio = encode(speech.pcm24k, PCM16_24K) + bytes(int(24000 * TAIL_SILENCE_S) * 2)
+        audio = encode(speech.pcm24k, PCM16_24K) + bytes(int(24000 * (TAIL_SILENCE_S + speech.pad_s)) * 2)
         step = int(24000 * FRAME_S) * 2
         first: float | None = None
         done = asyncio.Event()
@@ -156,7 +161,7 @@ async def direct_call(url: str, key: str, speech: Speech, level: Level) -> None:
             await _pace(t0, i // step)
             chunk = base64.b64encode(audio[i : i + step]).decode()
             await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
-            if done.is_set():
+            if done.is_set() and i // step * FRAME_S > speech.speech_end_s + speech.pad_s:
                 break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 10)
@@ -176,6 +181,7 @@ async def rtvoice_call(url: str, token: str, speech: Speech, level: Level) -> No
         input_format=PCM16_16K,
         output_format=PCM16_16K,
         audio=encode(speech.pcm16k, PCM16_16K),
+        hold_s=speech.pad_s,
         speech_end_ms=speech.speech_end_s * 1000,
         timeout_s=15,
     )
@@ -211,7 +217,7 @@ async def run_level(n: int, seconds: float, call: object, *args: object) -> Leve
 
 
 @contextlib.asynccontextmanager
-async def fake_server(pin: bool) -> object:
+async def fake_server(pin: bool) -> AsyncIterator[tuple[str, str]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _FAKE, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if pin else None,
@@ -228,13 +234,17 @@ async def fake_server(pin: bool) -> object:
 
 
 @contextlib.asynccontextmanager
-async def rtvoice_up(tmp: Path, url: str, key: str, pin: bool) -> object:
+async def rtvoice_up(
+    tmp: Path, url: str, key: str, pin: bool, workers: int, agent_yaml: str | None = None, quiet: bool = False
+) -> AsyncIterator[dict[str, Any]]:
+    """`rtvoice up` on provider ``url`` (CPU 0 when ``pin``); yields up.json plus ``up_pid``."""
     agent = tmp / "agent.yaml"
-    agent.write_text(AGENT.format(silence=SILENCE_MS))
+    agent.write_text(agent_yaml or AGENT.format(silence=SILENCE_MS))
     state = tmp / "state"
     log = (tmp / "up.log").open("wb")
     args = [sys.executable, "-m", "rtvoice", "up", "--port", "0", "--state-dir", str(state), "-f", str(agent)]
-    args += ["--provider-url", url]
+    args += ["--workers", str(workers)]
+    args += ["--provider-url", url, *(["--quiet"] if quiet else [])]
     proc = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         env={**os.environ, "OPENAI_API_KEY": key},
@@ -247,7 +257,9 @@ async def rtvoice_up(tmp: Path, url: str, key: str, pin: bool) -> object:
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError("rtvoice up did not start:\n" + (tmp / "up.log").read_text()[-3000:])
             await asyncio.sleep(0.2)
-        yield json.loads(up_file.read_text())
+        info: dict[str, Any] = json.loads(up_file.read_text())
+        info["up_pid"] = proc.pid
+        yield info
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
@@ -255,24 +267,60 @@ async def rtvoice_up(tmp: Path, url: str, key: str, pin: bool) -> object:
         log.close()
 
 
-async def main(levels: list[int], seconds: float, pin: bool) -> None:
+def start_profiles(pids: dict[str, list[int]], n: int, seconds: float) -> list[asyncio.Future[None]]:
+    """py-spy each service during the middle of a level: flame graph + collapsed stacks.
+
+    `--gil` samples only the thread holding the GIL, so the graphs show Python-side CPU and not the
+    threads that wait (gRPC pollers, the recorder's fsync workers: see their CPU in /proc instead).
+    """
+    return [
+        asyncio.ensure_future(_spy(ps[0], RESULTS / f"profile-{svc}-{n}sessions", max(1.0, seconds - 4)))
+        for svc, ps in pids.items()
+    ]
+
+
+async def _spy(pid: int, stem: Path, duration: float) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.sleep(2.0)  # past the ramp-up
+    for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
+        # Two runs would double the overhead on CPU 0; one run per format, half the time each.
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
+            "--gil", "--duration", str(int(duration / 2)),
+            "--format", fmt, "--output", f"{stem}.{ext}", "--nonblocking",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, {1}),
+        )  # fmt: skip
+        await proc.wait()
+
+
+async def finish_profiles(spies: list[asyncio.Future[None]]) -> None:
+    if spies:
+        await asyncio.gather(*spies)
+
+
+async def main(
+    levels: list[int], seconds: float, pin: bool, profile_at: set[int], pad_s: float, workers: int
+) -> None:
     if pin:
         os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        speech = make_speech(tmp)
+        speech = make_speech(tmp, pad_s)
         async with fake_server(pin) as (url, key):
             direct = {n: await run_level(n, seconds, direct_call, url, key, speech) for n in levels}
-            async with rtvoice_up(tmp, url, key, pin) as info:
-                pids = {s: int(info["pids"][s]) for s in SERVICES}
+            async with rtvoice_up(tmp, url, key, pin, workers) as info:
+                pids = {s: [int(p) for p in info["service_pids"][s]] for s in SERVICES}
                 caller_url, token = str(info["caller_url"]), str(info["token"])
                 await rtvoice_call(caller_url, token, speech, Level())  # warm-up call, not counted
                 results: dict[int, tuple[Level, dict[str, float], float]] = {}
                 for n in levels:
-                    before = {s: cpu_s(p) for s, p in pids.items()}
+                    before = {s: sum(map(cpu_s, p)) for s, p in pids.items()}
+                    spies = start_profiles(pids, n, seconds) if n in profile_at else []
                     level = await run_level(n, seconds, rtvoice_call, caller_url, token, speech)
-                    used = {s: cpu_s(p) - before[s] for s, p in pids.items()}
-                    rss = sum(rss_mb(p) for p in pids.values())
+                    await finish_profiles(spies)
+                    used = {s: sum(map(cpu_s, p)) - before[s] for s, p in pids.items()}
+                    rss = sum(rss_mb(p) for ps in pids.values() for p in ps)
                     results[n] = (level, used, rss)
                     await asyncio.sleep(2.0)  # let the last archives finalize before the next level
                 archive_dir = Path(info["archive_dir"])
@@ -322,5 +370,20 @@ if __name__ == "__main__":
     ap.add_argument("--sessions", default="1,10,25,50", help="comma list of concurrent sessions")
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of calls per load level")
     ap.add_argument("--no-pin", action="store_true", help="do not pin rtvoice and the load to separate CPUs")
+    ap.add_argument(
+        "--workers", type=int, default=1,
+        help="rtvoice up --workers (default 1: every service on the one pinned core)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--pad-s", type=float, default=0.0,
+        help="seconds of silence after each question (longer calls: per-call vs per-second costs)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--profile-at", default="", metavar="N,N",
+        help="py-spy each service during these load levels "
+        "(bench/results/profile-<service>-<N>sessions.svg/.txt)",
+    )  # fmt: skip
     a = ap.parse_args()
-    asyncio.run(main([int(x) for x in a.sessions.split(",")], a.seconds, not a.no_pin))
+    profile_at = {int(x) for x in a.profile_at.split(",") if x}
+    levels = [int(x) for x in a.sessions.split(",")]
+    asyncio.run(main(levels, a.seconds, not a.no_pin, profile_at, a.pad_s, a.workers))

@@ -63,6 +63,7 @@ async def running_up(
     *,
     ready_timeout_s: float = 90.0,
     extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[UpInstance]:
     state = tmp_path / "state"
     log_path = tmp_path / "up.log"
@@ -71,7 +72,7 @@ async def running_up(
         args += ["-f", str(agent_file)]
     log = log_path.open("wb")
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ}
+        *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, **(env or {})}
     )
     up_file = state / "up.json"
     try:

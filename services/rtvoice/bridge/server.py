@@ -125,6 +125,12 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
     async def Converse(
         self, request_iterator: AsyncIterator[pb.ClientFrame], context: grpc.aio.ServicerContext
     ) -> None:
+        # Read the SessionStart before answering, even to refuse: a handler that returns with the caller's
+        # first message unread makes gRPC reset the stream (status INTERNAL), and the refusal frames
+        # written before it would be lost with it — the ingress would then see "unreachable", not "full".
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
         if self.draining:
             err = RealtimeUnavailableError(
                 "the bridge is draining; connect again", code="draining", retryable=True
@@ -137,9 +143,6 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
             await self._refuse(context, full)
             return
         self.load.admit(context)
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
-            return
         if first.WhichOneof("frame") != "start":
             err2 = RealtimeProtocolError("the first ClientFrame must be SessionStart", code="missing_start")
             await self._refuse(context, err2)
@@ -208,6 +211,12 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
             closing = asyncio.ensure_future(recorder.close(end_frame(session.end_reason or reason)))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+            # The session is over for the caller either way: it stops counting as live (capacity, drain)
+            # even when the handler is cancelled while the archive is still being finalized.
+            self.sessions.discard(session)
+            self.load.metrics.session_ended(wire_name(session.end_reason or reason))
+            if not self.sessions:
+                self._idle.set()
             uri = await asyncio.shield(closing)
             log.info(
                 "session %s ended (%s); archive %s; dropped spans %d frames %d",
@@ -217,17 +226,21 @@ class BridgeServicer(bridge_pb2_grpc.RealtimeBridgeServicer):
                 recorder.spans_dropped,
                 recorder.frames_dropped,
             )
-            self.sessions.discard(session)
-            self.load.metrics.session_ended(wire_name(session.end_reason or reason))
-            if not self.sessions:
-                self._idle.set()
 
     async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no session is live; ``False`` on timeout."""
+        """Wait until no session is live and every ended session's recorder link has closed (its
+        ``EndFrame`` sent, the archive finalized or handed to a background finisher); ``False`` on
+        timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError:
             return False
+        closing = list(self._closing)
+        if closing:
+            _, still = await asyncio.wait(closing, timeout=max(0.0, deadline - loop.time()))
+            return not still
         return True
 
 

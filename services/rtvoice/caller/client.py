@@ -52,7 +52,8 @@ class CallError(Exception):
 class CallOptions:
     """``url`` is the full caller WebSocket URL; ``audio`` PCM bytes in ``input_format`` (or ``text``);
     ``speech_end_ms`` where the caller's speech ends inside ``audio`` (for the latency); ``timeout_s`` how
-    long to wait for an answer after the audio (or text) was sent."""
+    long to wait for an answer after the audio (or text) was sent; ``hold_s`` how long to stay on the line
+    (sending silence) after the reply has played, before hanging up."""
 
     url: str
     token: str | None
@@ -63,6 +64,7 @@ class CallOptions:
     speech_end_ms: float | None = None
     timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
+    hold_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -85,6 +87,8 @@ class CallResult:
     close_code: int | None = None
     answered: bool = False
     dropped_audio_frames: int = 0
+    #: Audio frames (20 ms each) this caller sent, speech and the silence after it.
+    frames_sent: int = 0
 
 
 class _Playback:
@@ -199,6 +203,7 @@ class _Call:
             # Listen to the end of the reply before hanging up, as a person would: the session
             # (and its archive) then covers everything the agent said.
             await asyncio.sleep(min(60.0, max(0.0, self.play.remaining_ms(time.monotonic()) / 1000.0)))
+            await asyncio.sleep(self.opts.hold_s)
         finally:
             self.hang_up.set()
             sender.cancel()
@@ -257,6 +262,7 @@ class _Call:
                 await self.ws.send(frame)
             except ConnectionClosed:
                 return
+            self.result.frames_sent += 1
             k += 1
             if k % (MARK_EVERY_MS // FRAME_MS) == 0:
                 await self._mark()

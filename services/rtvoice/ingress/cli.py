@@ -14,6 +14,7 @@ from rtvoice.core.service import (
     run,
     setup_logging,
 )
+from rtvoice.core.shutdown import drain_stop_timeout_s
 from rtvoice.ingress.auth import SECRET_ENV, load_secret, mint_token
 from rtvoice.ingress.routing import parse_agent_path
 from rtvoice.ingress.server import IngressConfig, IngressServer
@@ -126,6 +127,7 @@ def ingress_config(cfg: IngressSettings) -> IngressConfig:
         internal_credentials=credentials_from(cfg.internal_token_file),
         max_loop_lag_ms=cfg.max_loop_lag_ms,
         metrics_port=cfg.metrics_port,
+        reuse_port=cfg.reuse_port,
     )
 
 
@@ -133,6 +135,17 @@ def _ingress(args: argparse.Namespace) -> int:
     try:
         cfg = IngressSettings.from_args(args)
         setup_logging("ingress", cfg.log_level)
+        if cfg.workers > 1:
+            ingress_config(cfg)  # the same checks as a worker's, before any process starts
+            from rtvoice.core.workers import WorkerGroup
+
+            group = WorkerGroup("ingress", sys.argv[sys.argv.index("ingress") + 1 :], cfg.host, cfg.port)
+            stop_s = drain_stop_timeout_s(cfg.drain_timeout_s)
+            return run(
+                lambda: group.serve(
+                    cfg.workers, cfg.metrics_port, stop_timeout_s=stop_s, private_env=(SECRET_ENV,)
+                )
+            )
         server = IngressServer(ingress_config(cfg))
     except ValueError as err:
         return _fail(f"ingress: {err}")

@@ -78,6 +78,7 @@ class IngressConfig:
     internal_credentials: InternalCredentials | None = None
     max_loop_lag_ms: float = DEFAULT_MAX_LOOP_LAG_MS
     metrics_port: int | None = None
+    reuse_port: bool = False
 
 
 class IngressServer:
@@ -153,6 +154,7 @@ class IngressServer:
             ping_timeout=20,
             server_header="rtvoice-ingress",
             logger=_WS_LOGGER,
+            reuse_port=self.config.reuse_port or None,
         )
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])

@@ -38,6 +38,7 @@ from rtvoice.ingress.placement import INTERNAL_AUTH_CODE, Placed
 from rtvoice.ingress.relay import AgentRelay
 from rtvoice.ingress.routing import AgentRef, BridgeRouter
 from rtvoice.ingress.tracing import IngressTrace
+from rtvoice.ingress.uplink import BridgeUplink
 from rtvoice.v1 import frames_pb2 as pb
 
 log = logging.getLogger("rtvoice.ingress.session")
@@ -102,7 +103,7 @@ class CallerSession:
         self._start: proto.SessionStartRequest | None = None
         self._placement: Placed | None = None
         self._call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame] | None = None
-        self._write_lock = asyncio.Lock()
+        self._uplink: BridgeUplink | None = None
         self._in_seq = 0
         self._bridge_task: asyncio.Task[None] | None = None
         self._in_fmt_pb = pb.AudioFormat()
@@ -268,6 +269,7 @@ class CallerSession:
             self.finish(_placement_reason(err), err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
             return
         self._placement, self._call = placed, placed.call
+        self._uplink = BridgeUplink(placed.call, start.input_format.bytes_per_ms, self._uplink_failed)
         self.session_id = placed.session_id
         for frame in placed.early:
             self._relay.relay(frame)
@@ -332,22 +334,26 @@ class CallerSession:
         self.finish(REASON_BRIDGE_LOST, err, close_code=CLOSE_TRY_AGAIN, notify_bridge=False)
 
     async def _to_bridge(self, frame: pb.ClientFrame) -> None:
-        if self._call is None or self._finished.is_set():
+        """Queue ``frame`` for the bridge; waits only while the uplink's backlog is full."""
+        if self._uplink is None or self._finished.is_set():
             return
-        try:
-            async with self._write_lock:
-                await _uncancellable_write(self._call, frame)
-        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as err:
-            if isinstance(err, grpc.aio.AioRpcError):
-                self._bridge_failed(_rpc_message(err, self.agent))
-            else:
-                self._bridge_failed(f"the bridge of agent {self.agent} stopped reading the session")
+        self._uplink.put(frame)
+        await self._uplink.wait_for_room()
+
+    def _uplink_failed(self, err: BaseException) -> None:
+        if self._finished.is_set():
+            return
+        if isinstance(err, grpc.aio.AioRpcError):
+            self._bridge_failed(_rpc_message(err, self.agent))
+        else:
+            self._bridge_failed(f"the bridge of agent {self.agent} stopped reading the session")
 
     async def _end_bridge(self) -> None:
         """Send ``EndFrame`` (if we end the session), half-close, and wait a little for the bridge's end."""
-        call = self._call
-        if call is None:
+        call, uplink = self._call, self._uplink
+        if call is None or uplink is None:
             return
+        last: list[pb.ClientFrame] = []
         if self._notify_bridge and not call.done():
             end = end_frame(from_wire_name(self.end_reason))
             end.agent_audio_frames_dropped = self.out.dropped_audio_frames
@@ -357,19 +363,13 @@ class CallerSession:
                 end_reason=self.end_reason,
                 dropped_audio_frames=self.out.dropped_audio_frames,
             )
-            try:
-                async with self._write_lock:
-                    await asyncio.wait_for(
-                        call.write(pb.ClientFrame(span=root.to_proto())), BRIDGE_END_WAIT_S
-                    )
-                    await asyncio.wait_for(call.write(pb.ClientFrame(end=end)), BRIDGE_END_WAIT_S)
-            except Exception as exc:  # the bridge then ends the session as caller_disconnected
-                log.warning("session %s: could not send the end (%s) to the bridge: %r",
-                            self.session_id, self.end_reason, exc)  # fmt: skip
-        if not call.done():
-            with contextlib.suppress(Exception):
-                async with self._write_lock:
-                    await asyncio.wait_for(call.done_writing(), 1.0)
+            last = [pb.ClientFrame(span=root.to_proto()), pb.ClientFrame(end=end)]
+        # What the caller sent before the end is written first; the bridge then ends the session as
+        # caller_disconnected if this times out.
+        if not call.done() and not await uplink.finish(last, BRIDGE_END_WAIT_S) and last:
+            log.warning("session %s: could not send the end (%s) to the bridge",
+                        self.session_id, self.end_reason)  # fmt: skip
+        await uplink.aclose()
         if self._bridge_task is not None and not self._bridge_task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._bridge_task), BRIDGE_END_WAIT_S)
@@ -450,19 +450,3 @@ def _placement_reason(err: RealtimeError) -> str:
 def _bridge_end_reason(end: pb.EndFrame, default: str) -> str:
     """The wire name of the bridge's end reason, ``default`` when the bridge gave none."""
     return wire_name(end.reason) if end.reason != pb.END_REASON_UNSPECIFIED else default
-
-
-async def _uncancellable_write(
-    call: grpc.aio.StreamStreamCall[pb.ClientFrame, pb.ServerFrame], frame: pb.ClientFrame
-) -> None:
-    """``call.write(frame)`` that a cancelled caller task cannot abort: in grpc.aio, cancelling a pending
-    write cancels the whole RPC, which would lose the session's ``EndFrame`` (the bridge would then record
-    ``caller_disconnected``). On cancellation the in-flight write is finished first, then the cancel
-    propagates."""
-    write = asyncio.ensure_future(call.write(frame))
-    try:
-        await asyncio.shield(write)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await write
-        raise

@@ -80,7 +80,19 @@ class IngressSettings(ServerSettings, DrainSettings, CapacitySettings, MetricsSe
         description="kernel send buffer per caller socket, bytes (0 = OS autotuning: megabytes a slow "
         "caller hides)",
     )
-    max_sessions: int = Field(0, ge=0, description="concurrent sessions (0 = unlimited; 503 above)")
+    max_sessions: int = Field(
+        0, ge=0, description="concurrent sessions per worker process (0 = unlimited; 503 above)"
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="worker processes sharing the port (SO_REUSEPORT: the kernel spreads callers over "
+        "them); one per core to use every core. Each worker's metrics port is --metrics-port + its index",
+    )
+    reuse_port: Annotated[bool, Opt(switch=True)] = Field(
+        False, description="bind with SO_REUSEPORT (set for each worker by --workers)"
+    )
     connect_timeout_s: float = Field(
         3.0, gt=0, description="how long to wait for an agent's bridge to accept a connection, s"
     )

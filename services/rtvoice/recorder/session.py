@@ -14,7 +14,6 @@ frames the recorder never got: they are counted in ``frames_missing`` and the ar
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -245,8 +244,7 @@ class SessionRecorder:
                 for track in (self.caller, self.agent):
                     track.sync()
                 for log_ in (self.logs.events, self.logs.spans):
-                    if log_.fd >= 0:
-                        os.fdatasync(log_.fd)
+                    log_.sync()
             if self.checkpoints.fd >= 0:
                 self.checkpoints.append(record)
         return seq
@@ -335,7 +333,7 @@ class SessionRecorder:
         if kind == "audio":
             samples, rate = self._samples(t_us, frame.audio, self.input_format, "caller")
             if samples is not None:
-                self.counts.caller_audio_frames += 1
+                self.counts.caller_audio_frames += max(1, frame.audio.frames)  # merged by the ingress
                 before, started = self.caller.cursor, bool(self.caller.timeline.segments)
                 at = self.caller.place_caller(t_us, samples, rate)
                 if started and at > before:  # the caller stream paused, or audio was lost upstream

@@ -169,6 +169,13 @@ class JsonLog:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         os.ftruncate(self.fd, size)
         self.size = size
+        self._synced_size = -1  # the truncate is not synced yet
+
+    def sync(self) -> None:
+        """``fdatasync`` the file if it grew since the last sync (blocking; raises ``OSError``)."""
+        if self.fd >= 0 and self.size != self._synced_size:
+            os.fdatasync(self.fd)
+            self._synced_size = self.size
 
     def append(self, obj: dict[str, Any]) -> None:
         """Append one object as a JSON line (written through to the OS at once; raises ``OSError``)."""

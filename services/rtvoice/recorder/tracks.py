@@ -72,6 +72,7 @@ class Track:
         self.state = state or TrackState()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         os.ftruncate(self._fd, self.state.extent * SAMPLE_BYTES)
+        self._dirty = True  # the truncate above, and whatever a crash left unsynced
         # A resumed segment restarts at the checkpointed cursor: resampler state is not persisted.
         self.state.seg_start, self.state.seg_in, self.state.seg_written = self.cursor, 0, 0
         self.state.seg_in_rate = ARCHIVE_RATE_HZ
@@ -116,6 +117,7 @@ class Track:
         self._resampler = None  # what it holds was never heard either
         if self.state.extent > t:
             os.ftruncate(self._fd, t * SAMPLE_BYTES)
+            self._dirty = True
             self.state.extent = t
         self.state.seg_start, self.state.seg_in, self.state.seg_written = t, 0, 0
         self.state.seg_in_rate = ARCHIVE_RATE_HZ
@@ -126,9 +128,11 @@ class Track:
         self._end_segment()
 
     def sync(self) -> None:
-        """``fdatasync`` the spool file (blocking; raises ``OSError``); a closed track has nothing to sync."""
-        if self._fd >= 0:
+        """``fdatasync`` the spool file if it changed since the last sync (blocking; raises ``OSError``);
+        a closed track has nothing to sync."""
+        if self._fd >= 0 and self._dirty:
             os.fdatasync(self._fd)
+            self._dirty = False
 
     def close(self) -> None:
         """Close the spool file (idempotent)."""
@@ -154,6 +158,7 @@ class Track:
             return
         pos = self.state.seg_start + self.state.seg_written
         write_all(self._fd, out.astype("<i2", copy=False).tobytes(), pos * SAMPLE_BYTES)
+        self._dirty = True
         self.state.seg_written += len(out)
         self.state.extent = max(self.state.extent, pos + len(out))
 

@@ -79,14 +79,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="on Ctrl-C / SIGTERM, how long live calls may continue before they are ended with "
         "session.ended server_shutdown (default %(default)s s)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes per service: N bridges behind the ingress's placement and N ingress workers on "
+        f"the one caller port (default: one per usable CPU, here {default_workers()})",
+    )
     p.add_argument("--quiet", action="store_true", help="do not echo the services' logs")
     p.set_defaults(func=_main)
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on (at most 8)."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
 def _main(args: argparse.Namespace) -> int:
     from rtvoice.core.service import run
 
     return run(lambda: up(args))
+
+
+def _service_pids(sup: Supervisor) -> dict[str, list[int]]:
+    """Every process of each service: bridges, and the ingress's workers (not the ingress supervisor)."""
+    out: dict[str, list[int]] = {}
+    for c in sup.children:
+        out.setdefault(c.service, []).extend(c.ready.get("workers") or [c.process.pid])
+    return out
 
 
 def _fail(message: str) -> int:
@@ -117,6 +137,9 @@ async def up(args: argparse.Namespace) -> int:
 
     if args.drain_timeout_s < 0:
         return _fail(f"--drain-timeout-s must be >= 0, got {args.drain_timeout_s:g}")
+    workers = default_workers() if args.workers is None else args.workers
+    if not 1 <= workers <= 64:
+        return _fail(f"--workers must be between 1 and 64, got {workers}")
     drain = ["--drain-timeout-s", str(args.drain_timeout_s)]
     drain_stop_s = drain_stop_timeout_s(args.drain_timeout_s)
     auth_secret = secrets.token_urlsafe(32)
@@ -162,7 +185,10 @@ async def up(args: argparse.Namespace) -> int:
         ]
         if provider_url:
             bridge_args += ["--provider-url", provider_url]
-        bridge = await sup.start("bridge", [*bridge_args, *drain, *internal], stop_timeout_s=drain_stop_s)
+        bridges = [
+            await sup.start("bridge", [*bridge_args, *drain, *internal], stop_timeout_s=drain_stop_s)
+            for _ in range(workers)
+        ]
         ingress = await sup.start(
             "ingress",
             [
@@ -171,7 +197,9 @@ async def up(args: argparse.Namespace) -> int:
                 "--port",
                 str(args.port),
                 "--bridge",
-                f"127.0.0.1:{bridge.ready['port']}",
+                ",".join(f"127.0.0.1:{b.ready['port']}" for b in bridges),
+                "--workers",
+                str(workers),
                 *drain,
                 *internal,
             ],
@@ -195,7 +223,9 @@ async def up(args: argparse.Namespace) -> int:
         "caller_url": f"ws://{_host_for_url(args.host)}:{port}/v1/agents/{doc.namespace}/{doc.name}",
         "token": token,
         "archive_dir": str(archive),
-        "pids": {c.service: c.process.pid for c in sup.children},
+        "pids": {c.service: c.process.pid for c in reversed(sup.children)},  # the first of each
+        "service_pids": _service_pids(sup),
+        "workers": workers,
     }
     _write_state(up_file, info)
     print(
@@ -240,11 +270,12 @@ async def _watch(sup: Supervisor, stop: asyncio.Event, up_file: Path, info: dict
             return 1
         print(f"rtvoice up: {dead.explain()}; restarting it", file=sys.stderr, flush=True)
         try:
-            child = await sup.restart(dead)
+            await sup.restart(dead)
         except ChildFailed as err:
             print(f"rtvoice up: {err}; stopping the others", file=sys.stderr)
             return 1
-        info["pids"][child.service] = child.process.pid
+        info["pids"] = {c.service: c.process.pid for c in reversed(sup.children)}
+        info["service_pids"] = _service_pids(sup)
         _write_state(up_file, info)
 
 

@@ -137,20 +137,22 @@ class SessionReady(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., voice: _Optional[str] = ...) -> None: ...
 
 class AudioFrame(_message.Message):
-    __slots__ = ("data", "format", "sequence", "capture_ts_ms", "item_id", "content_index")
+    __slots__ = ("data", "format", "sequence", "capture_ts_ms", "item_id", "content_index", "frames")
     DATA_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_TS_MS_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     format: AudioFormat
     sequence: int
     capture_ts_ms: int
     item_id: str
     content_index: int
-    def __init__(self, data: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., sequence: _Optional[int] = ..., capture_ts_ms: _Optional[int] = ..., item_id: _Optional[str] = ..., content_index: _Optional[int] = ...) -> None: ...
+    frames: int
+    def __init__(self, data: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ..., sequence: _Optional[int] = ..., capture_ts_ms: _Optional[int] = ..., item_id: _Optional[str] = ..., content_index: _Optional[int] = ..., frames: _Optional[int] = ...) -> None: ...
 
 class TranscriptFrame(_message.Message):
     __slots__ = ("role", "item_id", "text", "final")
