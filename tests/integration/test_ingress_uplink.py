@@ -51,6 +51,15 @@ async def _serve(servicer: _Reader) -> tuple[grpc.aio.Server, grpc.aio.Channel]:
     return server, grpc.aio.insecure_channel(f"127.0.0.1:{port}")
 
 
+async def _until_received(reader: _Reader, uplink: BridgeUplink, n: int, timeout_s: float = 10.0) -> None:
+    """Wait until the bridge has read ``n`` messages (or the uplink failed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while len(reader.got) < n and not uplink.failed:
+        assert loop.time() < deadline, f"the bridge read {len(reader.got)} of {n} messages"
+        await asyncio.sleep(0.005)
+
+
 def _audio(i: int) -> pb.ClientFrame:
     data = bytes([i % 251]) * FRAME
     return pb.ClientFrame(audio=pb.AudioFrame(data=data, format=PCM16_16K.to_proto(), sequence=i + 1))
@@ -62,9 +71,9 @@ async def test_real_time_frames_go_out_one_by_one() -> None:
     try:
         call = bridge_pb2_grpc.RealtimeBridgeStub(channel).Converse()
         uplink = BridgeUplink(call, PCM16_16K.bytes_per_ms, lambda err: None)
-        for i in range(10):
+        for i in range(10):  # a caller at pace: the next frame comes after the previous one went out
             uplink.put(_audio(i))
-            await asyncio.sleep(0.02)
+            await _until_received(reader, uplink, i + 1)
         assert await uplink.finish([pb.ClientFrame(end=pb.EndFrame())], 5.0)
         await asyncio.wait_for(reader.done.wait(), 5)
         await uplink.aclose()
@@ -113,9 +122,9 @@ async def test_a_failed_stream_is_reported_once_and_stops_writing() -> None:
     try:
         call = bridge_pb2_grpc.RealtimeBridgeStub(channel).Converse()
         uplink = BridgeUplink(call, PCM16_16K.bytes_per_ms, failures.append)
-        for i in range(20):
+        for i in range(20):  # one at a time, so the bridge sees (and fails on) separate messages
             uplink.put(_audio(i))
-            await asyncio.sleep(0.01)
+            await _until_received(reader, uplink, i + 1)
         assert not await uplink.finish([pb.ClientFrame(end=pb.EndFrame())], 5.0)
         await uplink.aclose()
         # gRPC says so on the write in flight (AioRpcError) or on the next one (InvalidStateError).

@@ -49,7 +49,7 @@ from rtvoice.v1 import recorder_pb2_grpc
 
 log = logging.getLogger(__name__)
 #: How long queued frames gather before one batch is written: recording latency, never voice latency.
-#: Each gRPC message costs ~140 us of CPU at each end, and the recorder fdatasyncs once per batch, so
+#: Each gRPC message costs ~150-180 us of CPU at each end, and the recorder fdatasyncs once per batch, so
 #: 500 ms (2 messages a second per session instead of 25 at 40 ms) removes most of the recording copy's CPU
 #: (see docs/performance.md); the un-acked tail stays in the link until the recorder confirms it.
 _BATCH_INTERVAL_S = 0.5

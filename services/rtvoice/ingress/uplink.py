@@ -9,8 +9,8 @@ latency; it only happens when the writer is behind (a burst from the caller, a b
 catches up in a few writes instead of falling further behind. When more than ``max_backlog_ms`` of audio
 waits, :meth:`wait_for_room` holds the caller reader, which pushes back on the caller's TCP connection.
 
-A failed write (the bridge or its stream is gone) is reported once to ``on_failed`` with a message for
-the caller; frames still queued are then dropped, since nothing can carry them any more.
+A failed write (the bridge or its stream is gone) is reported once to ``on_failed`` with gRPC's error;
+frames still queued are then dropped, since nothing can carry them any more.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import grpc
 import grpc.aio
@@ -39,7 +39,9 @@ MAX_BACKLOG_MS = 2000.0
 
 class BridgeUplink:
     """Writes ``ClientFrame``s to ``call`` in order; ``bytes_per_ms`` of the caller's input format sizes
-    the merge and backlog bounds; ``on_failed(message)`` is called once when a write fails."""
+    the merge and backlog bounds; ``on_failed(error)`` is called once, with gRPC's exception
+    (``AioRpcError``, or ``InvalidStateError`` / ``UsageError`` for a stream already finished), when a write
+    fails."""
 
     def __init__(
         self,
@@ -63,9 +65,8 @@ class BridgeUplink:
         self._room.set()
         self._closing = False
         self.failed = False
-        #: Writes that carried more than one caller frame, and the caller frames they carried.
+        #: Writes that carried more than one caller frame.
         self.merged_writes = 0
-        self.merged_frames = 0
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ingress-uplink")
 
     def put(self, frame: pb.ClientFrame) -> None:
@@ -146,7 +147,6 @@ class BridgeUplink:
         if len(parts) == 1:
             return first
         self.merged_writes += 1
-        self.merged_frames += len(parts)
         merged = pb.AudioFrame(
             data=b"".join(parts),
             format=audio.format,
@@ -156,7 +156,7 @@ class BridgeUplink:
         )
         return pb.ClientFrame(audio=merged)
 
-    def _fail(self, err: Any) -> None:
+    def _fail(self, err: BaseException) -> None:
         if not self.failed:
             self.failed = True
             self._on_failed(err)

@@ -101,12 +101,14 @@ def _main(args: argparse.Namespace) -> int:
     return run(lambda: up(args))
 
 
-def _service_pids(sup: Supervisor) -> dict[str, list[int]]:
-    """Every process of each service: bridges, and the ingress's workers (not the ingress supervisor)."""
-    out: dict[str, list[int]] = {}
+def _pids(sup: Supervisor) -> dict[str, Any]:
+    """The ``pids`` (the first process of each service) and ``service_pids`` (every process of each
+    service: all bridges, and the ingress's workers rather than its supervisor) of up.json."""
+    every: dict[str, list[int]] = {}
     for c in sup.children:
-        out.setdefault(c.service, []).extend(c.ready.get("workers") or [c.process.pid])
-    return out
+        every.setdefault(c.service, []).extend(c.ready.get("workers") or [c.process.pid])
+    first = {c.service: c.process.pid for c in reversed(sup.children)}
+    return {"pids": first, "service_pids": every}
 
 
 def _fail(message: str) -> int:
@@ -223,8 +225,7 @@ async def up(args: argparse.Namespace) -> int:
         "caller_url": f"ws://{_host_for_url(args.host)}:{port}/v1/agents/{doc.namespace}/{doc.name}",
         "token": token,
         "archive_dir": str(archive),
-        "pids": {c.service: c.process.pid for c in reversed(sup.children)},  # the first of each
-        "service_pids": _service_pids(sup),
+        **_pids(sup),
         "workers": workers,
     }
     _write_state(up_file, info)
@@ -274,8 +275,7 @@ async def _watch(sup: Supervisor, stop: asyncio.Event, up_file: Path, info: dict
         except ChildFailed as err:
             print(f"rtvoice up: {err}; stopping the others", file=sys.stderr)
             return 1
-        info["pids"] = {c.service: c.process.pid for c in reversed(sup.children)}
-        info["service_pids"] = _service_pids(sup)
+        info.update(_pids(sup))
         _write_state(up_file, info)
 
 
