@@ -158,3 +158,18 @@ async def test_beta_shape() -> None:
     contents = [e["item"]["content"][0]["type"] for e in second.client_events("conversation.item.create")]
     assert contents == ["input_text", "text"]
     assert oc.fake.validation_errors == []
+
+
+async def test_steer_to_a_voice_the_provider_does_not_offer_is_a_typed_error_and_changes_nothing() -> None:
+    async with openai_call() as oc:
+        call = oc.call
+        await call.send(steer(voice="Kore"))  # a Gemini voice: not an OpenAI one
+        err = (await call.wait_for("error")).error
+        await call.send_audio(utterance())
+        done = (await call.wait_for("response_done")).response_done
+        (conn,) = oc.fake.connections
+    assert (err.kind, err.code, err.fatal) == (pb.ERROR_KIND_PROTOCOL, "invalid_voice", False)
+    assert "marin" in err.message  # says which voices are offered
+    assert done.status == "completed"
+    assert [u["session"] for u in conn.client_events("session.update")[1:]] == []  # nothing sent for it
+    assert oc.fake.validation_errors == []

@@ -12,6 +12,7 @@ from rtvoice.bridge.providers.backlog import MessageBacklog, UtteranceRing
 from rtvoice.bridge.providers.history import ConversationHistory
 from rtvoice.bridge.steering import SteerPlan, plan_steer
 from rtvoice.core.audio import PCM16_16K, PCM16_24K, AudioFormat
+from rtvoice.core.catalog import provider
 from rtvoice.core.errors import RealtimeAudioFormatError, RealtimeProtocolError, RealtimeUnsupportedError
 from rtvoice.core.settings import parse_settings
 from rtvoice.v1 import frames_pb2 as pb
@@ -106,18 +107,32 @@ def test_session_config_overrides_and_formats() -> None:
         )
 
 
+OPENAI_GA_VOICES = provider("openai").profile("ga").voices
+
+
 def test_steer_plan() -> None:
     steer = pb.SteerFrame(voice="ash", temperature=0.9, turn_detection=pb.TurnDetection(type="none"))
-    plan, unsupported = plan_steer(steer, temperature_supported=False)
+    plan, unsupported = plan_steer(steer, temperature_supported=False, voices=OPENAI_GA_VOICES)
     assert isinstance(unsupported, RealtimeUnsupportedError) and not unsupported.fatal
     now, later = plan.split()
     assert now == SteerPlan(turn_detection=plan.turn_detection) and later == SteerPlan(voice="ash")
     assert plan.turn_detection is not None and plan.turn_detection.type == "none"
-    plan2, none = plan_steer(pb.SteerFrame(temperature=0.9), temperature_supported=True)
+    plan2, none = plan_steer(pb.SteerFrame(temperature=0.9), temperature_supported=True, voices=OPENAI_GA_VOICES)
     assert none is None and plan2.temperature == pytest.approx(0.9)
     assert SteerPlan(voice="a").merged(SteerPlan(instructions="b")) == SteerPlan(voice="a", instructions="b")
     assert not SteerPlan()
     with pytest.raises(RealtimeProtocolError):
-        plan_steer(pb.SteerFrame(turn_detection=pb.TurnDetection(type="loud")), temperature_supported=True)
+        plan_steer(pb.SteerFrame(turn_detection=pb.TurnDetection(type="loud")), temperature_supported=True, voices=OPENAI_GA_VOICES)
     with pytest.raises(RealtimeProtocolError):
-        plan_steer(pb.SteerFrame(voice=" "), temperature_supported=True)
+        plan_steer(pb.SteerFrame(voice=" "), temperature_supported=True, voices=OPENAI_GA_VOICES)
+
+
+def test_steer_voice_must_be_offered_by_the_provider_protocol() -> None:
+    gemini = provider("gemini").profile("ga").voices
+    with pytest.raises(RealtimeProtocolError) as err:
+        plan_steer(pb.SteerFrame(voice="Kore"), temperature_supported=False, voices=OPENAI_GA_VOICES)
+    assert err.value.code == "invalid_voice" and "marin" in str(err.value)  # names what is offered
+    plan, _ = plan_steer(pb.SteerFrame(voice="Kore"), temperature_supported=True, voices=gemini)
+    assert plan.voice == "Kore"
+    custom, _ = plan_steer(pb.SteerFrame(voice="voice_1234"), temperature_supported=False, voices=OPENAI_GA_VOICES)
+    assert custom.voice == "voice_1234"  # OpenAI GA custom voice ids

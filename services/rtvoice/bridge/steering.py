@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 
 from pydantic import ValidationError
 
+from rtvoice.core.catalog import VoiceSet
 from rtvoice.core.errors import RealtimeError, RealtimeProtocolError, RealtimeUnsupportedError
 from rtvoice.core.settings import TurnDetection
 from rtvoice.v1 import frames_pb2 as pb
@@ -68,12 +69,15 @@ def turn_detection_from_proto(td: pb.TurnDetection) -> TurnDetection:
 
 
 def plan_steer(
-    steer: pb.SteerFrame, *, temperature_supported: bool
+    steer: pb.SteerFrame, *, temperature_supported: bool, voices: VoiceSet
 ) -> tuple[SteerPlan, RealtimeError | None]:
     """Validate ``steer``. Returns the plan of what can be applied and, separately, the non-fatal error
     for what cannot (``RealtimeUnsupportedError`` for temperature where the provider has none).
 
-    Raises ``RealtimeProtocolError`` for an invalid value (empty voice, bad turn detection).
+    ``voices`` are the voices the session's provider protocol offers (``rtvoice.core.catalog``), the same
+    list the agent's ``spec.voice`` is checked against. Raises ``RealtimeProtocolError`` for an invalid
+    value — code ``invalid_voice`` (empty, or not offered: nothing is sent to the provider and the voice
+    stays), ``invalid_turn_detection``.
     """
     unsupported: RealtimeError | None = None
     temperature: float | None = None
@@ -85,8 +89,14 @@ def plan_steer(
                 "this provider protocol has no temperature setting (OpenAI Realtime GA); change ignored",
                 code="temperature_unsupported",
             )
-    if steer.HasField("voice") and not steer.voice.strip():
-        raise RealtimeProtocolError("steer: voice must not be empty", code="invalid_voice")
+    if steer.HasField("voice"):
+        if not steer.voice.strip():
+            raise RealtimeProtocolError("steer: voice must not be empty", code="invalid_voice")
+        if not voices.offers(steer.voice):
+            raise RealtimeProtocolError(
+                f"steer: {steer.voice!r} is not a voice of this agent's provider ({voices.describe()})",
+                code="invalid_voice",
+            )
     plan = SteerPlan(
         voice=steer.voice if steer.HasField("voice") else None,
         instructions=steer.instructions if steer.HasField("instructions") else None,

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 
 from rtvoice.bridge.barge_in import Cut
 from rtvoice.core.audio import AudioFormat
+from rtvoice.core.catalog import VoiceSet, provider
 from rtvoice.core.settings import AgentSettings
 from rtvoice.v1 import frames_pb2 as pb
 
@@ -45,6 +46,11 @@ class RealtimeProvider(abc.ABC):
     def __init__(self, settings: AgentSettings, api_key: str | None) -> None:
         self.settings = settings
         self.api_key = api_key
+
+    @property
+    def voices(self) -> VoiceSet:
+        """The voices this session's provider protocol offers (the catalog's list for its ``apiShape``)."""
+        return provider(self.settings.provider).profile(self.settings.api_shape).voices
 
     @abc.abstractmethod
     async def connect(self) -> None:

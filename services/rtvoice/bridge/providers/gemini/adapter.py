@@ -101,7 +101,7 @@ class GeminiProvider(LinkedProvider):
         """Every change is a new connection with the resumption handle and a new ``setup``, made
         when the current turn is over (``turnComplete``, no pending tool call); changes in between merge.
         Raises ``RealtimeProtocolError`` (``invalid_steer``) for settings Gemini cannot take."""
-        plan, _ = plan_steer(steer, temperature_supported=True)
+        plan, _ = plan_steer(steer, temperature_supported=True, voices=self.voices)
         if not plan:
             return
         self._steer_base = settings_with(self._steer_base, plan)  # validated now, applied at turn end

@@ -81,7 +81,9 @@ class OpenAIProvider(LinkedProvider):
         self.wire.translator.forget_response()
 
     async def steer(self, steer: pb.SteerFrame) -> None:
-        plan, unsupported = plan_steer(steer, temperature_supported=self.wire.shape == "beta")
+        plan, unsupported = plan_steer(
+            steer, temperature_supported=self.wire.shape == "beta", voices=self.voices
+        )
         immediate, deferred = plan.split()
         if immediate:
             await self.wire.apply_steer(immediate)
