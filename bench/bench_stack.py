@@ -74,10 +74,20 @@ spec:
 """
 
 
+def cpu_parts(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
 def cpu_s(pid: int) -> float:
     """utime + stime of a process in seconds (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return sum(cpu_parts(pid))
+
+
+def kernel_s(pid: int) -> float:
+    """stime of a process in seconds: its CPU in the kernel (sockets, epoll, futexes, fsync)."""
+    return cpu_parts(pid)[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -270,8 +280,10 @@ async def rtvoice_up(
 def start_profiles(pids: dict[str, list[int]], n: int, seconds: float) -> list[asyncio.Future[None]]:
     """py-spy each service during the middle of a level: flame graph + collapsed stacks.
 
-    `--gil` samples only the thread holding the GIL, so the graphs show Python-side CPU and not the
-    threads that wait (gRPC pollers, the recorder's fsync workers: see their CPU in /proc instead).
+    Every thread is sampled while it is running (py-spy's default, not `--gil`). With all services on
+    one core, `--gil` sampling misleads: a thread preempted while it holds the GIL (inside a socket
+    send that woke another process) is counted as busy for as long as the other process runs. Threads
+    blocked in fsync count as running too, so the recorder's sync frames show wait, not CPU.
     """
     return [
         asyncio.ensure_future(_spy(ps[0], RESULTS / f"profile-{svc}-{n}sessions", max(1.0, seconds - 4)))
@@ -286,7 +298,7 @@ async def _spy(pid: int, stem: Path, duration: float) -> None:
         # Two runs would double the overhead on CPU 0; one run per format, half the time each.
         proc = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
-            "--gil", "--duration", str(int(duration / 2)),
+            "--duration", str(int(duration / 2)),
             "--format", fmt, "--output", f"{stem}.{ext}", "--nonblocking",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=lambda: os.sched_setaffinity(0, {1}),
@@ -314,31 +326,35 @@ async def main(
                 caller_url, token = str(info["caller_url"]), str(info["token"])
                 await rtvoice_call(caller_url, token, speech, Level())  # warm-up call, not counted
                 results: dict[int, tuple[Level, dict[str, float], float]] = {}
+                kernel: dict[int, float] = {}
                 for n in levels:
                     before = {s: sum(map(cpu_s, p)) for s, p in pids.items()}
+                    kernel_before = sum(kernel_s(p) for ps in pids.values() for p in ps)
                     spies = start_profiles(pids, n, seconds) if n in profile_at else []
                     level = await run_level(n, seconds, rtvoice_call, caller_url, token, speech)
                     await finish_profiles(spies)
                     used = {s: sum(map(cpu_s, p)) - before[s] for s, p in pids.items()}
+                    kernel[n] = sum(kernel_s(p) for ps in pids.values() for p in ps) - kernel_before
                     rss = sum(rss_mb(p) for ps in pids.values() for p in ps)
                     results[n] = (level, used, rss)
                     await asyncio.sleep(2.0)  # let the last archives finalize before the next level
                 archive_dir = Path(info["archive_dir"])
                 archives = len(await asyncio.to_thread(lambda: list(archive_dir.glob("*/manifest.json"))))
-    report(levels, direct, results, archives, pin)
+    report(levels, direct, results, kernel, archives, pin)
 
 
 def report(
     levels: list[int],
     direct: dict[int, Level],
     results: dict[int, tuple[Level, dict[str, float], float]],
+    kernel: dict[int, float],
     archives: int,
     pin: bool,
 ) -> None:
     where = "rtvoice on CPU 0, fake + callers on CPU 1" if pin else "unpinned"
     print(f"first-audio latency, end of caller speech -> first agent audio ({where}); ms")
     print(" N | direct p50  p99 | rtvoice p50  p99 | added p50  p99 | calls ok/failed | CPU s/session-min "
-          "(rec bridge ingress = sum) | RSS MB")  # fmt: skip
+          "(rec bridge ingress = sum) | in kernel | RSS MB")  # fmt: skip
     within: list[int] = []
     rss_points: list[tuple[int, float]] = []
     for n in levels:
@@ -356,7 +372,7 @@ def report(
             f" | {pct(level.latencies_ms, 0.5):10.1f} {pct(level.latencies_ms, 0.99):5.1f}"
             f" | {add50:8.1f} {add99:5.1f} | {len(level.latencies_ms):5d}/{level.failed:<5d}"
             f" | {per['recorder']:.2f} {per['bridge']:.2f} {per['ingress']:.2f} = {sum(per.values()):.2f}"
-            f" | {rss:.0f}"
+            f" | {kernel[n] / (sum(used.values()) or float('nan')):8.0%} | {rss:.0f}"
         )
     if len(rss_points) >= 2:
         (n0, r0), (n1, r1) = rss_points[0], rss_points[-1]

@@ -4,6 +4,7 @@ reconnect after close 1001, and the beta protocol shape."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from rtvoice.bridge.providers import create_provider
 from rtvoice.bridge.providers.base import RealtimeProvider
@@ -173,3 +174,32 @@ async def test_steer_to_a_voice_the_provider_does_not_offer_is_a_typed_error_and
     assert done.status == "completed"
     assert [u["session"] for u in conn.client_events("session.update")[1:]] == []  # nothing sent for it
     assert oc.fake.validation_errors == []
+
+
+async def test_when_the_bridge_ends_first_the_callers_closing_span_is_still_archived() -> None:
+    """A caller side (the ingress) answers the bridge's EndFrame with its own session span and a
+    half-close; the bridge reads on after its EndFrame, so that span is in the archive."""
+    async with openai_call() as oc:
+        call = oc.call
+        await call.send_audio(utterance())
+        await call.wait_for("response_done")
+        (session,) = oc.bridge.server.servicer.sessions
+        session.shutdown(None, pb.END_REASON_BRIDGE_SHUTDOWN)
+        end = (await call.wait_for("end")).end
+        closing = pb.Span(
+            trace_id=oc.recorders[0].start.session.traceparent.split("-")[1],
+            span_id="00f067aa0ba902b7",
+            name="ingress.session",
+            start_unix_ns=1,
+            end_unix_ns=2,
+            attributes={"end_reason": '"bridge_shutdown"'},
+        )
+        await call.send(pb.ClientFrame(span=closing))
+        await call.half_close()
+        await asyncio.wait_for(call.done.wait(), 5)
+    assert end.reason == pb.END_REASON_BRIDGE_SHUTDOWN
+    assert oc.manifest is not None and oc.manifest["end_reason"] == "bridge_shutdown"
+    archived = [json.loads(line) for line in oc.archive_files["spans.json"].splitlines() if line]
+    ingress = [s for s in archived if s["name"] == "ingress.session"]
+    assert len(ingress) == 1 and ingress[0]["span_id"] == "00f067aa0ba902b7"
+    assert ingress[0]["attributes"]["end_reason"] == "bridge_shutdown"

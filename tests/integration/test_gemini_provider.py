@@ -139,7 +139,9 @@ async def test_barge_in_via_interrupted(closing: list[Call]) -> None:
         call = await open_call(fake)
         closing.append(call)
         await speak(call.p.send_audio, "tell me a story")
-        await call.col.wait_kind("audio")
+        # Cut in once the first words are both heard and transcribed: a cut before any transcription
+        # leaves nothing of the story to compare with (the turn then has no final transcript).
+        await eventually(lambda: bool(call.col.transcript(pb.ROLE_ASSISTANT, final=False)))
         await speak(call.p.send_audio, "stop")
         clear = await call.col.wait_kind("clear_audio")
         await eventually(lambda: len(done_frames(call.col)) == 2)

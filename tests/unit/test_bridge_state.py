@@ -110,29 +110,33 @@ def test_session_config_overrides_and_formats() -> None:
 OPENAI_GA_VOICES = provider("openai").profile("ga").voices
 
 
+def plan_openai(steer: pb.SteerFrame, temperature_supported: bool = True) -> tuple[SteerPlan, object]:
+    return plan_steer(steer, temperature_supported=temperature_supported, voices=OPENAI_GA_VOICES)
+
+
 def test_steer_plan() -> None:
     steer = pb.SteerFrame(voice="ash", temperature=0.9, turn_detection=pb.TurnDetection(type="none"))
-    plan, unsupported = plan_steer(steer, temperature_supported=False, voices=OPENAI_GA_VOICES)
+    plan, unsupported = plan_openai(steer, temperature_supported=False)
     assert isinstance(unsupported, RealtimeUnsupportedError) and not unsupported.fatal
     now, later = plan.split()
     assert now == SteerPlan(turn_detection=plan.turn_detection) and later == SteerPlan(voice="ash")
     assert plan.turn_detection is not None and plan.turn_detection.type == "none"
-    plan2, none = plan_steer(pb.SteerFrame(temperature=0.9), temperature_supported=True, voices=OPENAI_GA_VOICES)
+    plan2, none = plan_openai(pb.SteerFrame(temperature=0.9))
     assert none is None and plan2.temperature == pytest.approx(0.9)
     assert SteerPlan(voice="a").merged(SteerPlan(instructions="b")) == SteerPlan(voice="a", instructions="b")
     assert not SteerPlan()
     with pytest.raises(RealtimeProtocolError):
-        plan_steer(pb.SteerFrame(turn_detection=pb.TurnDetection(type="loud")), temperature_supported=True, voices=OPENAI_GA_VOICES)
+        plan_openai(pb.SteerFrame(turn_detection=pb.TurnDetection(type="loud")))
     with pytest.raises(RealtimeProtocolError):
-        plan_steer(pb.SteerFrame(voice=" "), temperature_supported=True, voices=OPENAI_GA_VOICES)
+        plan_openai(pb.SteerFrame(voice=" "))
 
 
 def test_steer_voice_must_be_offered_by_the_provider_protocol() -> None:
     gemini = provider("gemini").profile("ga").voices
     with pytest.raises(RealtimeProtocolError) as err:
-        plan_steer(pb.SteerFrame(voice="Kore"), temperature_supported=False, voices=OPENAI_GA_VOICES)
+        plan_openai(pb.SteerFrame(voice="Kore"))
     assert err.value.code == "invalid_voice" and "marin" in str(err.value)  # names what is offered
     plan, _ = plan_steer(pb.SteerFrame(voice="Kore"), temperature_supported=True, voices=gemini)
     assert plan.voice == "Kore"
-    custom, _ = plan_steer(pb.SteerFrame(voice="voice_1234"), temperature_supported=False, voices=OPENAI_GA_VOICES)
+    custom, _ = plan_openai(pb.SteerFrame(voice="voice_1234"))
     assert custom.voice == "voice_1234"  # OpenAI GA custom voice ids

@@ -47,6 +47,9 @@ __all__ = ["BridgeSession", "RecorderSink", "Writer"]
 
 #: Largest merged agent audio frame when the caller writer falls behind (see ``outbox``).
 MAX_MERGED_AUDIO_MS = 200
+#: After the bridge ended a session, how long it keeps reading for the caller side's last spans (the
+#: ingress sends its session span, then half-closes) before the archive is closed without them.
+TRAILER_WAIT_S = 0.5
 
 
 class BridgeSession:
@@ -92,6 +95,8 @@ class BridgeSession:
         self._stop = asyncio.Event()
         self._stop_error: RealtimeError | None = None
         self._stop_reason: EndReason = pb.END_REASON_BRIDGE_SHUTDOWN
+        #: Set once the session is ending: the caller reader then takes only spans and the end of stream.
+        self._ending = False
         self.end_reason: EndReason = pb.END_REASON_UNSPECIFIED
 
     # -- output ----------------------------------------------------------------------------------------
@@ -139,14 +144,23 @@ class BridgeSession:
             return reason
         finally:
             self.end_reason = reason
+            self._ending = True
             self.responses.close()
+            # The bridge ends first (provider, drain, limits): the caller's reader stays to take the
+            # caller side's closing spans after our EndFrame.
+            reader_task = tasks[0] if tasks and not tasks[0].done() else None
             for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                if task is not reader_task:
+                    task.cancel()
+            await asyncio.gather(*(t for t in tasks if t is not reader_task), return_exceptions=True)
             await self._finish(reason)
             await self.outbox.close()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+            if reader_task is not None:
+                await asyncio.wait([reader_task], timeout=TRAILER_WAIT_S)
+                reader_task.cancel()
+                await asyncio.gather(reader_task, return_exceptions=True)
 
     async def _connect(self) -> bool:
         t0 = now_ns()
@@ -194,6 +208,12 @@ class BridgeSession:
         provider = self.provider
         async for frame in requests:
             kind = frame.WhichOneof("frame")
+            if self._ending:  # after our EndFrame: the caller side's last spans, then its half-close
+                if kind == "span":
+                    self.spans.relayed(frame.span)
+                elif kind == "end":
+                    break
+                continue
             if kind == "audio":
                 await self._on_caller_audio(frame)
                 continue

@@ -354,19 +354,23 @@ class CallerSession:
         if call is None or uplink is None:
             return
         last: list[pb.ClientFrame] = []
-        if self._notify_bridge and not call.done():
-            end = end_frame(from_wire_name(self.end_reason))
-            end.agent_audio_frames_dropped = self.out.dropped_audio_frames
+        if not call.done():
+            # Our session span goes to the archive through the bridge, also when the bridge ended the
+            # session: it reads on after its EndFrame until we half-close.
             root = self.trace.session_span(
                 now_ns(),
                 agent=str(self.agent),
                 end_reason=self.end_reason,
                 dropped_audio_frames=self.out.dropped_audio_frames,
             )
-            last = [pb.ClientFrame(span=root.to_proto()), pb.ClientFrame(end=end)]
+            last = [pb.ClientFrame(span=root.to_proto())]
+            if self._notify_bridge:
+                end = end_frame(from_wire_name(self.end_reason))
+                end.agent_audio_frames_dropped = self.out.dropped_audio_frames
+                last.append(pb.ClientFrame(end=end))
         # What the caller sent before the end is written first; the bridge then ends the session as
         # caller_disconnected if this times out.
-        if not call.done() and not await uplink.finish(last, BRIDGE_END_WAIT_S) and last:
+        if not call.done() and not await uplink.finish(last, BRIDGE_END_WAIT_S) and self._notify_bridge:
             log.warning("session %s: could not send the end (%s) to the bridge",
                         self.session_id, self.end_reason)  # fmt: skip
         await uplink.aclose()
