@@ -97,6 +97,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def count_archives(archive_dir: Path) -> tuple[int, int]:
+    """(archives written, archives whose manifest says ``complete``) under ``archive_dir``."""
+    manifests = [json.loads(p.read_text()) for p in archive_dir.glob("*/manifest.json")]
+    return len(manifests), sum(1 for m in manifests if m.get("complete") is True)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -245,16 +251,24 @@ async def fake_server(pin: bool) -> AsyncIterator[tuple[str, str]]:
 
 @contextlib.asynccontextmanager
 async def rtvoice_up(
-    tmp: Path, url: str, key: str, pin: bool, workers: int, agent_yaml: str | None = None, quiet: bool = False
+    tmp: Path,
+    url: str,
+    key: str,
+    pin: bool,
+    workers: int,
+    agent_yaml: str | None = None,
+    quiet: bool = False,
+    up_args: tuple[str, ...] = (),
 ) -> AsyncIterator[dict[str, Any]]:
-    """`rtvoice up` on provider ``url`` (CPU 0 when ``pin``); yields up.json plus ``up_pid``."""
+    """`rtvoice up` on provider ``url`` (CPU 0 when ``pin``) with ``up_args`` added; yields up.json
+    plus ``up_pid``."""
     agent = tmp / "agent.yaml"
     agent.write_text(agent_yaml or AGENT.format(silence=SILENCE_MS))
     state = tmp / "state"
     log = (tmp / "up.log").open("wb")
     args = [sys.executable, "-m", "rtvoice", "up", "--port", "0", "--state-dir", str(state), "-f", str(agent)]
     args += ["--workers", str(workers)]
-    args += ["--provider-url", url, *(["--quiet"] if quiet else [])]
+    args += ["--provider-url", url, *(["--quiet"] if quiet else []), *up_args]
     proc = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         env={**os.environ, "OPENAI_API_KEY": key},
@@ -312,7 +326,13 @@ async def finish_profiles(spies: list[asyncio.Future[None]]) -> None:
 
 
 async def main(
-    levels: list[int], seconds: float, pin: bool, profile_at: set[int], pad_s: float, workers: int
+    levels: list[int],
+    seconds: float,
+    pin: bool,
+    profile_at: set[int],
+    pad_s: float,
+    workers: int,
+    up_args: tuple[str, ...],
 ) -> None:
     if pin:
         os.sched_setaffinity(0, {1})
@@ -321,7 +341,7 @@ async def main(
         speech = make_speech(tmp, pad_s)
         async with fake_server(pin) as (url, key):
             direct = {n: await run_level(n, seconds, direct_call, url, key, speech) for n in levels}
-            async with rtvoice_up(tmp, url, key, pin, workers) as info:
+            async with rtvoice_up(tmp, url, key, pin, workers, up_args=up_args) as info:
                 pids = {s: [int(p) for p in info["service_pids"][s]] for s in SERVICES}
                 caller_url, token = str(info["caller_url"]), str(info["token"])
                 await rtvoice_call(caller_url, token, speech, Level())  # warm-up call, not counted
@@ -339,7 +359,7 @@ async def main(
                     results[n] = (level, used, rss)
                     await asyncio.sleep(2.0)  # let the last archives finalize before the next level
                 archive_dir = Path(info["archive_dir"])
-                archives = len(await asyncio.to_thread(lambda: list(archive_dir.glob("*/manifest.json"))))
+                archives = await asyncio.to_thread(count_archives, archive_dir)
     report(levels, direct, results, kernel, archives, pin)
 
 
@@ -348,7 +368,7 @@ def report(
     direct: dict[int, Level],
     results: dict[int, tuple[Level, dict[str, float], float]],
     kernel: dict[int, float],
-    archives: int,
+    archives: tuple[int, int],
     pin: bool,
 ) -> None:
     where = "rtvoice on CPU 0, fake + callers on CPU 1" if pin else "unpinned"
@@ -378,7 +398,7 @@ def report(
         (n0, r0), (n1, r1) = rss_points[0], rss_points[-1]
         print(f"RSS per session (slope {n0}->{n1} sessions): {(r1 - r0) / (n1 - n0):.2f} MB")
     print(f"largest session count on one core with p99 added <= 50 ms: {max(within) if within else 'none'}")
-    print(f"archives written: {archives}")
+    print(f"archives written: {archives[0]}, of them complete: {archives[1]}")
 
 
 if __name__ == "__main__":
@@ -402,4 +422,4 @@ if __name__ == "__main__":
     a = ap.parse_args()
     profile_at = {int(x) for x in a.profile_at.split(",") if x}
     levels = [int(x) for x in a.sessions.split(",")]
-    asyncio.run(main(levels, a.seconds, not a.no_pin, profile_at, a.pad_s, a.workers))
+    asyncio.run(main(levels, a.seconds, not a.no_pin, profile_at, a.pad_s, a.workers, ()))
