@@ -118,6 +118,7 @@ class BridgeSession:
         # Until a side ends the session with a reason: a cancelled RPC means the caller's side vanished.
         reason: EndReason = pb.END_REASON_CALLER_DISCONNECTED
         tasks: list[asyncio.Task[Any]] = []
+        reader: asyncio.Task[EndReason] | None = None
         self.responses.start(self._on_expired)
         writer = asyncio.create_task(self.outbox.run())
         try:
@@ -148,19 +149,19 @@ class BridgeSession:
             self.responses.close()
             # The bridge ends first (provider, drain, limits): the caller's reader stays to take the
             # caller side's closing spans after our EndFrame.
-            reader_task = tasks[0] if tasks and not tasks[0].done() else None
-            for task in tasks:
-                if task is not reader_task:
-                    task.cancel()
-            await asyncio.gather(*(t for t in tasks if t is not reader_task), return_exceptions=True)
+            trailer = reader if reader is not None and not reader.done() else None
+            others = [t for t in tasks if t is not trailer]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await self._finish(reason)
             await self.outbox.close()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
-            if reader_task is not None:
-                await asyncio.wait([reader_task], timeout=TRAILER_WAIT_S)
-                reader_task.cancel()
-                await asyncio.gather(reader_task, return_exceptions=True)
+            if trailer is not None:
+                await asyncio.wait([trailer], timeout=TRAILER_WAIT_S)
+                trailer.cancel()
+                await asyncio.gather(trailer, return_exceptions=True)
 
     async def _connect(self) -> bool:
         t0 = now_ns()

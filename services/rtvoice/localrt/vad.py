@@ -20,6 +20,7 @@ only if webrtcvad says so *and* its RMS is ``margin_db`` above an adaptive noise
 
 from __future__ import annotations
 
+import abc
 import collections
 import math
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ class WebrtcClassifier:
         return bool(voiced and loud)
 
 
-class SpeechSegmenter:
+class SpeechSegmenter(abc.ABC):
     """Streaming server_vad for one session (not thread-safe; one per session).
 
     Subclasses build their frame classifier in :meth:`make_classifier`.
@@ -151,9 +152,9 @@ class SpeechSegmenter:
         self._tail: list[Samples] = []  # frames since the last voiced frame (during speech)
         self._last_voiced = 0
 
+    @abc.abstractmethod
     def make_classifier(self, threshold: float) -> FrameClassifier:
         """The frame classifier for ``threshold`` (0–1); each subclass names its own."""
-        raise NotImplementedError
 
     def fresh(self, clock_start_ms: int) -> SpeechSegmenter:
         """A new detector of the same kind and settings whose clock starts at ``clock_start_ms``."""
